@@ -1,0 +1,40 @@
+"""The only place Redis clients, queues and key names are built.
+
+Every process (receiver, worker, poller, CLI) gets its Redis and its queue from here, so the
+serializer, timeouts and the key prefix cannot drift apart. Jobs use RQ's JSON serializer: job
+arguments are plain JSON (validated events), never pickles and never secrets.
+"""
+from __future__ import annotations
+
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from webhook_service.config import Config
+
+KEY_PREFIX = "hubhook"
+
+
+def key(*parts: object) -> str:
+    """A hubhook Redis key: ``key("seen", digest)`` -> ``hubhook:seen:<digest>``. Never put a secret in one."""
+    return ":".join((KEY_PREFIX, *map(str, parts)))
+
+
+def redis_client(config: Config, *, socket_timeout: float | None = 5.0) -> Redis:
+    """A Redis client for ``config.redis_url``.
+
+    The receiver keeps the default 5 s socket timeout so a stuck Redis becomes a 503 HubSpot will
+    retry, long before HubSpot's own 5 s delivery timeout matters; RQ workers raise it themselves for
+    their blocking dequeue.
+    """
+    return Redis.from_url(config.redis_url, socket_timeout=socket_timeout, socket_connect_timeout=3.0,
+                          health_check_interval=30)
+
+
+def queue(config: Config, connection: Redis | None = None) -> Queue:
+    """The one RQ queue every hubhook job goes through.
+
+    One queue, because RQ's loss-free dequeue (BLMOVE into the worker's intermediate queue) only
+    holds when a worker listens to a single queue.
+    """
+    return Queue(config.queue_name, connection=connection or redis_client(config), serializer=JSONSerializer)

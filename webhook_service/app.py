@@ -1,0 +1,42 @@
+"""The Flask app factory: ``gunicorn 'webhook_service.app:create_app()'``.
+
+Tests pass a Config; processes read it from the environment once. Every error, including Flask's
+own 404/405/413 and anything unexpected, leaves as one JSON sentence: no HTML, no traceback.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from .config import Config
+from .views import bp, error
+
+log = logging.getLogger("hubhook.receiver")
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the receiver for ``config`` (default: the environment) and connect it to Redis."""
+    from jobs.connection import queue, redis_client  # webhook_service never imports jobs at module level
+
+    config = (config or Config.from_env()).require_secret()
+    app = Flask("webhook_service")
+    app.config.update(HUBHOOK=config, MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False)
+    redis = redis_client(config)
+    app.extensions["hubhook.redis"] = redis
+    app.extensions["hubhook.queue"] = queue(config, redis)
+    app.register_blueprint(bp)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 413:
+            return error(413, f"body is larger than {config.max_body_bytes} bytes")
+        return error(exc.code or 500, exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error while handling a request")
+        return error(500, "internal error; the delivery was not accepted")
+
+    return app

@@ -1,0 +1,128 @@
+"""One Config, read from the environment once.
+
+Only ``Config.from_env`` touches ``os.environ``; tests and tools build a Config directly. Every
+default is written here and in the README's configuration table.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlparse
+
+from .errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_API_BASE_URL = "https://api.hubapi.com"
+DEFAULT_API_VERSION = "2026-09"
+DEFAULT_WEBHOOK_TYPES = ("contact", "company", "deal", "conversation")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting hubhook reads. ``repr`` never shows a secret."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    client_secrets: tuple[str, ...] = field(default=(), repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    api_base_url: str = DEFAULT_API_BASE_URL
+    api_version: str = DEFAULT_API_VERSION
+    handlers: str | None = None
+    webhook_url: str | None = None
+    queue_name: str = "hubhook"
+    max_body_bytes: int = 1024 * 1024
+    dedupe_ttl: int = 48 * 3600
+    job_timeout: int = 60
+    handler_retries: tuple[int, ...] = (10, 30, 60, 300, 900)
+    webhook_types: tuple[str, ...] = DEFAULT_WEBHOOK_TYPES
+    poll_interval: float = 60.0
+    poll_lookback: float = 120.0
+    archive_sweep_interval: float = 600.0
+    reconcile_interval: float | None = None
+    burst_limit: int = 100
+    search_limit: int = 5
+    port: int = 8000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
+        """Read the environment; raise ConfigError naming the variable and the fix on bad values."""
+        env = os.environ if environ is None else environ
+        secrets = tuple(s.strip() for s in env.get("HUBSPOT_CLIENT_SECRET", "").split(",") if s.strip())
+        config = cls(
+            redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
+            client_secrets=secrets,
+            access_token=env.get("HUBSPOT_ACCESS_TOKEN") or None,
+            api_base_url=env.get("HUBSPOT_API_BASE_URL", DEFAULT_API_BASE_URL).rstrip("/"),
+            api_version=env.get("HUBSPOT_API_VERSION", DEFAULT_API_VERSION),
+            handlers=env.get("HUBHOOK_HANDLERS") or None,
+            webhook_url=env.get("HUBHOOK_WEBHOOK_URL") or None,
+            webhook_types=_csv(env.get("HUBHOOK_WEBHOOK_TYPES")) or DEFAULT_WEBHOOK_TYPES,
+            poll_interval=_number(env, "HUBHOOK_POLL_INTERVAL", 60.0),
+            poll_lookback=_number(env, "HUBHOOK_POLL_LOOKBACK", 120.0),
+            archive_sweep_interval=_number(env, "HUBHOOK_ARCHIVE_SWEEP_INTERVAL", 600.0),
+            reconcile_interval=_number(env, "HUBHOOK_RECONCILE_INTERVAL", None),
+            burst_limit=int(_number(env, "HUBSPOT_BURST_LIMIT", 100)),
+            search_limit=int(_number(env, "HUBSPOT_SEARCH_LIMIT", 5)),
+            handler_retries=_delays(env.get("HUBHOOK_HANDLER_RETRIES")) or cls.handler_retries,
+            job_timeout=int(_number(env, "HUBHOOK_JOB_TIMEOUT", 60)),
+            port=int(_number(env, "PORT", 8000)),
+        )
+        return replace(config, **overrides).validated()
+
+    def validated(self) -> "Config":
+        """Return self after checking the values that would otherwise fail much later."""
+        if urlparse(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// "
+                              f"(got {self.redis_url.split('://')[0]!r}); e.g. redis://localhost:6379/0")
+        if urlparse(self.api_base_url).scheme not in ("http", "https"):
+            raise ConfigError("HUBSPOT_API_BASE_URL must be an http(s) URL, e.g. https://api.hubapi.com")
+        if self.api_version != "v3" and not _is_dated_version(self.api_version):
+            raise ConfigError(f"HUBSPOT_API_VERSION must be YYYY-MM (e.g. 2026-09) or v3, "
+                              f"got {self.api_version!r}")
+        if self.webhook_url and urlparse(self.webhook_url).scheme not in ("http", "https"):
+            raise ConfigError("HUBHOOK_WEBHOOK_URL must be the full public URL HubSpot posts to, "
+                              "e.g. https://hooks.example.com/webhooks/hubspot")
+        if self.handlers and ":" not in self.handlers:
+            raise ConfigError(f"HUBHOOK_HANDLERS must be module:attribute (e.g. myapp.hooks:router), "
+                              f"got {self.handlers!r}")
+        return self
+
+    def require_secret(self) -> "Config":
+        """The receiver cannot verify anything without a client secret: say so at start."""
+        if not self.client_secrets:
+            raise ConfigError("HUBSPOT_CLIENT_SECRET is not set: copy the client secret from your HubSpot "
+                              "app's Auth tab (several, comma-separated, during rotation)")
+        return self
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _delays(value: str | None) -> tuple[int, ...]:
+    try:
+        delays = tuple(int(v) for v in _csv(value))
+    except ValueError:
+        raise ConfigError(f"HUBHOOK_HANDLER_RETRIES must be comma-separated seconds, e.g. 10,30,60; "
+                          f"got {value!r}") from None
+    if any(d < 0 for d in delays):
+        raise ConfigError("HUBHOOK_HANDLER_RETRIES must not contain negative delays")
+    return delays
+
+
+def _is_dated_version(value: str) -> bool:
+    year, _, month = value.partition("-")
+    return len(year) == 4 and year.isdigit() and month in {f"{m:02d}" for m in range(1, 13)}
+
+
+def _number(env: Mapping[str, str], name: str, default: float | None) -> float | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw[:40]!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value

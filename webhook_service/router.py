@@ -1,0 +1,144 @@
+"""Handler registration and matching.
+
+``Router.on`` is thin sugar over ``Router.add`` and returns the function unchanged (Flask's
+``route``/``add_url_rule``). Every registration is validated when it is made, at import, so a typo in
+a subscription type or an option fails the deploy instead of silently never firing (dramatiq's
+actor checks).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from . import objects
+from .errors import RegistrationError
+
+OPTIONS = ("name", "property", "properties", "associations")
+
+
+@dataclass(frozen=True)
+class Handler:
+    """One registered handler and what it asked to be fetched."""
+
+    name: str
+    fn: Callable
+    pattern: str
+    property_name: str | None = None
+    properties: tuple[str, ...] = ()
+    associations: tuple[str, ...] = ()
+
+    @property
+    def object_type(self) -> str | None:
+        """The object type this handler is for, or None for "*"."""
+        return None if self.pattern == "*" else self.pattern.split(".", 1)[0]
+
+    def matches(self, change: dict) -> bool:
+        """True when a validated HubSpot event should reach this handler."""
+        if self.pattern == "*":
+            return True
+        raw = change["subscriptionType"]
+        prefix, action = self.pattern.split(".", 1)
+        names = {raw.split(".", 1)[0], object_name(change)}
+        if prefix not in names or (action != "*" and raw.split(".", 1)[1] != action):
+            return False
+        return self.property_name is None or change.get("propertyName") == self.property_name
+
+
+def object_name(change: dict) -> str:
+    """The singular object type of a change: "deal" for deal.* and for object.* with objectTypeId 0-3."""
+    prefix = change["subscriptionType"].split(".", 1)[0]
+    if prefix == objects.GENERIC_PREFIX:
+        return objects.name_for_type_id(change.get("objectTypeId", ""))
+    return prefix
+
+
+class Router:
+    """The registry of a project's handlers; the processes find it via HUBHOOK_HANDLERS."""
+
+    def __init__(self) -> None:
+        self.handlers: list[Handler] = []
+
+    def on(self, pattern: str, **options) -> Callable[[Callable], Callable]:
+        """Decorator form of ``add``: ``@router.on("deal.propertyChange", property="dealstage")``."""
+        def decorator(fn: Callable) -> Callable:
+            self.add(fn, pattern, **options)
+            return fn
+        return decorator
+
+    def add(self, fn: Callable, pattern: str, **options) -> Handler:
+        """Register ``fn`` for ``pattern``; raise RegistrationError with the fix when anything is off."""
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise RegistrationError(f"unknown option {unknown[0]!r} for {pattern!r}; options are: {', '.join(OPTIONS)}")
+        if not callable(fn):
+            raise RegistrationError(f"handler for {pattern!r} must be callable, got {type(fn).__name__}")
+        _check_pattern(pattern)
+        prop = options.get("property")
+        if prop is not None and not pattern.endswith(".propertyChange"):
+            raise RegistrationError(f"property= only works with <object>.propertyChange patterns, not {pattern!r}; "
+                                    f"register for {pattern.split('.')[0]}.propertyChange instead")
+        handler = Handler(
+            name=options.get("name") or f"{fn.__module__}.{fn.__qualname__}",
+            fn=fn, pattern=pattern, property_name=prop,
+            properties=_names(options.get("properties"), "properties", pattern),
+            associations=_association_names(options.get("associations"), pattern),
+        )
+        if any(h.name == handler.name for h in self.handlers):
+            raise RegistrationError(f"a handler named {handler.name!r} is already registered; "
+                                    f"pass name='...' to give this one a different name")
+        self.handlers.append(handler)
+        return handler
+
+    def matching(self, change: dict) -> list[Handler]:
+        """The handlers one change should reach, in registration order."""
+        return [h for h in self.handlers if h.matches(change)]
+
+    def get(self, name: str) -> Handler:
+        """The handler registered under ``name``; KeyError lists the names that exist."""
+        for handler in self.handlers:
+            if handler.name == name:
+                return handler
+        raise KeyError(f"no handler named {name!r}; registered: {', '.join(self.names()) or 'none'}")
+
+    def names(self) -> list[str]:
+        return [h.name for h in self.handlers]
+
+    def object_types(self) -> set[str]:
+        """Every concrete object type some handler registered for (wildcards excluded)."""
+        return {h.object_type for h in self.handlers if h.object_type not in (None, objects.GENERIC_PREFIX)}
+
+
+def _check_pattern(pattern: str) -> None:
+    if pattern == "*":
+        return
+    prefix, dot, action = pattern.partition(".") if isinstance(pattern, str) else ("", "", "")
+    if not dot or not action:
+        raise RegistrationError(f"pattern {pattern!r} must be '<object>.<action>', '<object>.*' or '*', "
+                                f"e.g. 'deal.propertyChange'")
+    if prefix == objects.GENERIC_PREFIX:
+        allowed = ("creation", "deletion", "merge", "restore", "propertyChange", "associationChange")
+    elif objects.is_known(prefix):
+        allowed = objects.lookup(prefix).actions
+    else:
+        known = ", ".join(t.name for t in objects.KNOWN_TYPES)
+        raise RegistrationError(f"unknown object type {prefix!r} in {pattern!r}; use one of {known}, "
+                                f"'object', or a custom object as 2-<id> or p_<name>")
+    if action != "*" and action not in allowed:
+        raise RegistrationError(f"HubSpot sends no {pattern!r} events; {prefix} actions are: {', '.join(allowed)}")
+
+
+def _names(values: Iterable[str] | str | None, option: str, pattern: str) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str) or not all(isinstance(v, str) and v for v in values):
+        raise RegistrationError(f"{option}= for {pattern!r} must be a list of names, e.g. {option}=['dealname']")
+    return tuple(dict.fromkeys(values))
+
+
+def _association_names(values: Iterable[str] | None, pattern: str) -> tuple[str, ...]:
+    names = _names(values, "associations", pattern)
+    for name in names:
+        if not objects.is_known(name):
+            raise RegistrationError(f"unknown association type {name!r} for {pattern!r}; use object type names "
+                                    f"such as 'contacts', 'companies', 'deals', 'tickets'")
+    return names

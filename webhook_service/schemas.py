@@ -1,0 +1,128 @@
+"""marshmallow 4 schemas for HubSpot webhook events, and the guarded JSON parse in front of them.
+
+One schema covers every documented subscription type (FACTS.md 2.3-2.5): the envelope every event
+carries, plus the fields each action requires, checked in ``validates_schema`` (marshmallow 4 ignores
+validators that return False, so every check raises). Unknown extra fields are kept: HubSpot adds
+fields over time and handlers may want them. The older ``eventType`` key is copied to
+``subscriptionType`` so the rest of hubhook reads one name.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from . import objects
+from .errors import PayloadError
+
+_ID = validate.Range(min=0, max=2**63 - 1)
+_SUBSCRIPTION = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[A-Za-z]{1,64}$")
+
+# Fields an action needs beyond the envelope (FACTS.md 2.4, 2.5).
+_REQUIRED_BY_ACTION = {
+    "propertyChange": ("propertyName",),
+    "merge": ("primaryObjectId", "mergedObjectIds"),
+    "associationChange": ("fromObjectId", "toObjectId"),
+    "newMessage": ("messageId",),
+}
+
+
+def _id(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=_ID, **kwargs)
+
+
+class EventSchema(Schema):
+    """One HubSpot webhook event, classic (``contact.creation``) or generic (``object.creation``)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    subscriptionType = fields.String(required=True, validate=validate.Regexp(_SUBSCRIPTION))
+    eventId = _id(required=True)
+    subscriptionId = _id(required=True)
+    portalId = _id(required=True)
+    appId = _id()
+    occurredAt = _id(required=True)
+    attemptNumber = _id(load_default=0)
+    objectId = _id(required=True)
+    objectTypeId = fields.String(validate=validate.Length(min=1, max=64))
+    changeSource = fields.String(allow_none=True)
+    sourceId = fields.String(allow_none=True)
+    changeFlag = fields.String(allow_none=True)
+    propertyName = fields.String(validate=validate.Length(min=1, max=512))
+    propertyValue = fields.String(allow_none=True)
+    primaryObjectId = _id()
+    mergedObjectIds = fields.List(_id(), validate=validate.Length(max=1000))
+    newObjectId = _id()
+    numberOfPropertiesMoved = _id()
+    associationType = fields.String()
+    fromObjectId = _id()
+    toObjectId = _id()
+    fromObjectTypeId = fields.String()
+    toObjectTypeId = fields.String()
+    associationRemoved = fields.Boolean()
+    isPrimaryAssociation = fields.Boolean()
+    messageId = fields.String()
+    messageType = fields.String()
+
+    @pre_load
+    def _accept_event_type(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict) and "subscriptionType" not in data and "eventType" in data:
+            data = {**data, "subscriptionType": data["eventType"]}
+        return data
+
+    @validates_schema
+    def _check_action_fields(self, data: dict, **kwargs: Any) -> None:
+        prefix, action = data["subscriptionType"].split(".", 1)
+        if prefix == objects.GENERIC_PREFIX and not data.get("objectTypeId"):
+            raise ValidationError("generic object.* events must carry objectTypeId", "objectTypeId")
+        missing = [f for f in _REQUIRED_BY_ACTION.get(action, ()) if f not in data]
+        if missing:
+            raise ValidationError(f"{data['subscriptionType']} events need {', '.join(missing)}", missing[0])
+
+
+_EVENTS = EventSchema(many=True)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise PayloadError("numbers must be finite")
+    return value
+
+
+def _no_constants(name: str) -> None:
+    raise PayloadError(f"{name} is not valid JSON")
+
+
+def parse_events(body: bytes) -> list[dict]:
+    """Parse and validate a delivery body; return the events as plain JSON-safe dicts or raise PayloadError."""
+    try:
+        data = json.loads(body, parse_float=_finite_float, parse_constant=_no_constants)
+    except PayloadError:
+        raise
+    except RecursionError:
+        raise PayloadError("body is nested too deeply") from None
+    except ValueError as exc:  # includes UnicodeDecodeError and ints over Python's digit limit
+        raise PayloadError(f"body is not valid JSON: {str(exc)[:120]}") from None
+    if not isinstance(data, list) or not data:
+        raise PayloadError("body must be a non-empty JSON array of HubSpot events")
+    try:
+        return _EVENTS.load(data)
+    except ValidationError as exc:
+        raise PayloadError(f"events do not match HubSpot's shape: {_first_error(exc.messages)}") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply") from None
+
+
+def _first_error(messages: Any) -> str:
+    """The first validation message, with its path, short enough for one log line."""
+    path = []
+    while isinstance(messages, dict) and messages:
+        key, messages = next(iter(messages.items()))
+        path.append(str(key))
+    text = messages[0] if isinstance(messages, list) and messages else str(messages)
+    return f"{'/'.join(path)}: {text}"[:200]
