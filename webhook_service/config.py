@@ -42,6 +42,7 @@ class Config:
     burst_limit: int = 100
     search_limit: int = 5
     port: int = 8000
+    portal_id: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
@@ -66,6 +67,7 @@ class Config:
             handler_retries=_delays(env.get("HUBHOOK_HANDLER_RETRIES")) or cls.handler_retries,
             job_timeout=int(_number(env, "HUBHOOK_JOB_TIMEOUT", 60)),
             port=int(_number(env, "PORT", 8000)),
+            portal_id=int(_number(env, "HUBSPOT_PORTAL_ID", 0)),
         )
         return replace(config, **overrides).validated()
 

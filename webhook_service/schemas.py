@@ -101,7 +101,7 @@ def _no_constants(name: str) -> None:
 def parse_events(body: bytes) -> list[dict]:
     """Parse and validate a delivery body; return the events as plain JSON-safe dicts or raise PayloadError."""
     try:
-        data = json.loads(body, parse_float=_finite_float, parse_constant=_no_constants)
+        data = json.loads(body.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constants)
     except PayloadError:
         raise
     except RecursionError:

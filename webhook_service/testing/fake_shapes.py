@@ -1,0 +1,141 @@
+"""HubSpot's JSON shapes for the fake API: records, dates, property histories and error bodies.
+
+Every route of the fake answers through these helpers, so a record read by single GET, batch read,
+list or search looks the same, and every error carries the fields HubSpot's do (FACTS.md 3.2, 6).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from webhook_service.objects import ObjectType
+
+#: Properties HubSpot returns when a request names none (CRM Objects API v3 description).
+DEFAULT_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "companies": ("domain", "name"),
+    "contacts": ("email", "firstname", "lastname"),
+    "deals": ("amount", "closedate", "dealname", "dealstage", "pipeline"),
+    "products": ("description", "name", "price"),
+    "tickets": ("content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority",
+                "subject"),
+}
+#: Activities name their create date ``hs_createdate`` (FACTS.md 3.5; the meeting sample shows it).
+_ACTIVITIES = frozenset({"calls", "emails", "meetings", "notes", "tasks"})
+
+
+class ValidationFailed(Exception):
+    """A request HubSpot would refuse with 400 VALIDATION_ERROR; str() is the message it sends."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One version of a CRM record. Writes make a new version, so older ones stay valid for search lag
+    and for ``propertiesWithHistory``, which walks ``previous``."""
+
+    id: str
+    properties: dict[str, str]     # stored values only; ids and dates are derived from the fields below
+    created_ms: int
+    updated_ms: int
+    source: str = "CRM_UI"
+    previous: Record | None = None
+    archived_ms: int | None = None
+
+
+def now_ms() -> int:
+    """Epoch milliseconds now, HubSpot's timestamp unit."""
+    return time.time_ns() // 1_000_000
+
+
+def iso(ms: int) -> str:
+    """HubSpot's date spelling: ISO-8601 UTC with milliseconds and ``Z``."""
+    second = datetime.fromtimestamp(ms // 1000, timezone.utc)
+    return f"{second:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def parse_ms(value: Any) -> int | None:
+    """Epoch ms from either spelling HubSpot accepts in filters (``"1700000000000"`` or ISO), else None."""
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return round(parsed.timestamp() * 1000)
+
+
+def as_property(value: Any) -> str:
+    """A property value as HubSpot stores it: always a string ("" clears the property)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return iso(round(value.timestamp() * 1000))
+    return str(value)
+
+
+def created_property(otype: ObjectType) -> str:
+    """The create-date property HubSpot returns by default for this type."""
+    return "hs_createdate" if otype.api_name in _ACTIVITIES else "createdate"
+
+
+def property_value(record: Record, name: str, otype: ObjectType) -> str | None:
+    """A property as the API shows it, including the ones HubSpot derives (id, create and modify dates)."""
+    if name == "hs_object_id":
+        return record.id
+    if name == created_property(otype):
+        return iso(record.created_ms)
+    if name == otype.modified_property:
+        return iso(record.updated_ms)
+    return record.properties.get(name) or None
+
+
+def history(record: Record, name: str, otype: ObjectType) -> list[dict[str, str]]:
+    """``propertiesWithHistory`` entries for one property, newest first, one per change of value."""
+    out, version = [], record
+    while version is not None:
+        value = property_value(version, name, otype)
+        older = version.previous
+        if value is not None and (older is None or property_value(older, name, otype) != value):
+            out.append({"value": value, "timestamp": iso(version.updated_ms), "sourceType": version.source})
+        version = older
+    return out
+
+
+def render(record: Record, otype: ObjectType, names: Iterable[str] | None = None,
+           with_history: Iterable[str] = ()) -> dict[str, Any]:
+    """A record as every CRM read endpoint returns it: the asked properties that have a value (or the
+    type's defaults) plus create date, ``hs_object_id`` and the modified-date property, all strings."""
+    wanted = set(DEFAULT_PROPERTIES.get(otype.api_name, ()) if names is None else names)
+    wanted.update((created_property(otype), "hs_object_id", otype.modified_property))
+    properties = {}
+    for name in sorted(wanted):
+        value = property_value(record, name, otype)
+        if value is not None:
+            properties[name] = value
+    out: dict[str, Any] = {"id": record.id, "properties": properties}
+    if with_history:
+        out["propertiesWithHistory"] = {name: history(record, name, otype) for name in with_history}
+    out.update(createdAt=iso(record.created_ms), updatedAt=iso(record.updated_ms),
+               archived=record.archived_ms is not None)
+    if record.archived_ms is not None:
+        out["archivedAt"] = iso(record.archived_ms)
+    return out
+
+
+def error_body(message: str, category: str, **extra: Any) -> dict[str, Any]:
+    """HubSpot's CRM error body (FACTS.md 6): status, message, correlationId, category, then extras."""
+    return {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category,
+            **extra}
+
+
+def rate_limit_body(policy: str, period: str) -> dict[str, Any]:
+    """HubSpot's 429 body (samples/rate_limit_429_daily_example.json) for one policy."""
+    return {"status": "error", "message": f"You have reached your {period} limit.", "errorType": "RATE_LIMIT",
+            "correlationId": str(uuid.uuid4()), "policyName": policy, "requestId": str(uuid.uuid4())}
