@@ -128,3 +128,7 @@ def main() -> None:
     except HubhookError as exc:
         click.echo(f"hubhook: error: {exc}", err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -38,6 +38,7 @@ class Config:
     poll_interval: float = 60.0
     poll_lookback: float = 120.0
     archive_sweep_interval: float = 600.0
+    poll_lock_ttl: float = 30.0
     reconcile_interval: float | None = None
     burst_limit: int = 100
     search_limit: int = 5
@@ -61,6 +62,7 @@ class Config:
             poll_interval=_number(env, "HUBHOOK_POLL_INTERVAL", 60.0),
             poll_lookback=_number(env, "HUBHOOK_POLL_LOOKBACK", 120.0),
             archive_sweep_interval=_number(env, "HUBHOOK_ARCHIVE_SWEEP_INTERVAL", 600.0),
+            poll_lock_ttl=_number(env, "HUBHOOK_POLL_LOCK_TTL", 30.0),
             reconcile_interval=_number(env, "HUBHOOK_RECONCILE_INTERVAL", None),
             burst_limit=int(_number(env, "HUBSPOT_BURST_LIMIT", 100)),
             search_limit=int(_number(env, "HUBSPOT_SEARCH_LIMIT", 5)),

@@ -19,6 +19,8 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -28,10 +30,16 @@ from webhook_service.testing.fake_auth import TokenBook, auth_error
 from webhook_service.testing.fake_policy import Call, Faults, RollingWindow, fault_body
 from webhook_service.testing.fake_shapes import (ValidationFailed, error_body, iso, now_ms, rate_limit_body,
                                                  render)
-from webhook_service.testing.fake_store import IdAllocator, Store
+from webhook_service.testing.fake_store import Portals
 
 log = logging.getLogger(__name__)
 DEFAULT_BURST = (110, 10.0)     # what the headers say when no limit is enforced (public app, FACTS.md 4)
+
+
+class _OrderedJSON(DefaultJSONProvider):
+    """Flask sorts keys by default; HubSpot's field order reads better in test failures."""
+
+    sort_keys = False
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -50,9 +58,8 @@ class FakeHubSpot:
         self.host, self.port, self.latency, self.search_lag = host, port, latency, search_lag
         self.token_lifetime = 1800
         self._search_limit, self._burst = search_limit_per_second, burst_limit
-        self._tokens, self._ids, self._faults = TokenBook(tokens), IdAllocator(), Faults()
+        self._tokens, self._portals, self._faults = TokenBook(tokens), Portals(search_lag), Faults()
         self._lock = threading.Lock()
-        self._stores: dict[int | None, Store] = {}
         self._windows: dict[tuple[str, int | None], RollingWindow] = {}
         self._calls: list[Call] = []
         self._server: BaseWSGIServer | None = None
@@ -68,7 +75,8 @@ class FakeHubSpot:
         self._server = make_server(self.host, self.port, self.app, threaded=True,
                                    request_handler=_QuietHandler)
         self.port = self._server.server_port
-        threading.Thread(target=self._server.serve_forever, name="fake-hubspot", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},  # fast stop()
+                         name="fake-hubspot", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -91,14 +99,15 @@ class FakeHubSpot:
         otype, now = lookup(object_type), now_ms()
         modified = modified_at_ms if modified_at_ms is not None else now
         created = created_at_ms if created_at_ms is not None else min(modified, now)
-        record = self._store(portal_id).write(otype, self._ids.claim(object_id), properties or {},
-                                              at_ms=modified, created_ms=created, source="CRM_UI", new=True)
+        object_id = self._portals.ids.claim(object_id)
+        record = self._portals.get(portal_id).write(otype, object_id, properties or {}, at_ms=modified,
+                                                    created_ms=created, source="CRM_UI", new=True)
         return render(record, otype, record.properties)
 
     def update(self, object_type: str, object_id: str | int, properties: dict, *,
                modified_at_ms: int | None = None, portal_id: int | None = None) -> dict:
         """Change properties (as a user would); the modified date moves to now or ``modified_at_ms``."""
-        otype, store = lookup(object_type), self._holder(object_type, object_id, portal_id)
+        otype, store = lookup(object_type), self._portals.holding(object_type, object_id, portal_id)
         current = store.find(otype, str(object_id))
         if current is None:
             raise KeyError(f"{otype.api_name}/{object_id} does not exist or is archived")
@@ -108,15 +117,15 @@ class FakeHubSpot:
 
     def archive(self, object_type: str, object_id: str | int, *, portal_id: int | None = None) -> None:
         """Soft-delete, like HubSpot's recycling bin: readable only with ``archived=true``."""
-        if self._holder(object_type, object_id, portal_id).archive(lookup(object_type), str(object_id),
-                                                                   now_ms()) is None:
+        store = self._portals.holding(object_type, object_id, portal_id)
+        if store.archive(lookup(object_type), str(object_id), now_ms()) is None:
             raise KeyError(f"{object_type}/{object_id} does not exist or is already archived")
 
     def merge(self, object_type: str, primary_id: str | int, merged_id: str | int, *,
               portal_id: int | None = None) -> str:
         """Merge two records the 2024 way: returns the id of the new record both old ids now resolve to."""
-        store = self._holder(object_type, primary_id, portal_id)
-        record = store.merge(lookup(object_type), str(primary_id), str(merged_id), self._ids.claim(),
+        store = self._portals.holding(object_type, primary_id, portal_id)
+        record = store.merge(lookup(object_type), str(primary_id), str(merged_id), self._portals.ids.claim(),
                              now_ms())
         if record is None:
             raise KeyError(f"cannot merge {object_type} {primary_id} and {merged_id}: "
@@ -127,7 +136,7 @@ class FakeHubSpot:
                   type_id: int | None = None, label: str | None = None, *,
                   portal_id: int | None = None) -> None:
         """Associate two records both ways with HubSpot's default types; ``type_id`` adds a labeled one."""
-        store = self._holder(from_type, from_id, portal_id)
+        store = self._portals.holding(from_type, from_id, portal_id)
         store.associate(lookup(from_type), str(from_id), lookup(to_type), str(to_id), type_id, label)
 
     def add_thread(self, thread_id: str | int, *, portal_id: int | None = None, **fields: Any) -> dict:
@@ -137,7 +146,7 @@ class FakeHubSpot:
                   "associatedContactId": "1", "archived": False, "spam": False, "originalChannelId": "1000",
                   "originalChannelAccountId": "1", "latestMessageTimestamp": stamp,
                   "latestMessageReceivedTimestamp": stamp, "threadAssociations": {}, **fields}
-        self._store(portal_id).threads[str(thread_id)] = thread
+        self._portals.get(portal_id).threads[str(thread_id)] = thread
         return thread
 
     # -- auth ------------------------------------------------------------------------------------
@@ -175,21 +184,6 @@ class FakeHubSpot:
             self._calls.clear()
 
     # -- internals -------------------------------------------------------------------------------
-    def _store(self, portal_id: int | None) -> Store:
-        with self._lock:
-            if portal_id not in self._stores:
-                self._stores[portal_id] = Store(self.search_lag)
-            return self._stores[portal_id]
-
-    def _holder(self, object_type: str, object_id: str | int, portal_id: int | None) -> Store:
-        """The store a helper acts on: the given portal's, else whichever holds the id, else the default."""
-        if portal_id is None:
-            otype = lookup(object_type)
-            with self._lock:
-                stores = sorted(self._stores.items(), key=lambda item: item[0] is not None)
-            portal_id = next((p for p, s in stores if s.has(otype, str(object_id))), None)
-        return self._store(portal_id)
-
     def _window(self, kind: str, portal: int | None) -> RollingWindow:
         """The rolling window of one portal: "search" (secondly) or "burst" (everything else)."""
         with self._lock:
@@ -205,7 +199,7 @@ class FakeHubSpot:
 
     def _build_app(self) -> Flask:
         app = Flask(__name__)
-        app.json.sort_keys = False      # keep HubSpot's field order
+        app.json = _OrderedJSON(app)
         fake_crm.register(app, self._tokens, lambda: self.token_lifetime)
         app.before_request(self._gate)
         app.after_request(self._record)
@@ -217,13 +211,14 @@ class FakeHubSpot:
         app.register_error_handler(Exception, self._crash)
         return app
 
-    def _gate(self) -> Response | tuple[Response, int] | None:
+    def _gate(self) -> ResponseReturnValue | None:
         """Latency, scripted faults, auth and rate limits, in that order, before any route runs."""
-        g.at, g.window, g.new_id = time.time(), None, self._ids.claim
+        g.at, g.window, g.new_id = time.time(), None, self._portals.ids.claim
         oauth = request.path.startswith("/oauth/")
         g.token, g.portal, failed = (None, None, None) if oauth else \
             self._tokens.identify(request.headers.get("Authorization"))
-        time.sleep(self.latency)
+        if self.latency:
+            time.sleep(self.latency)
         hang = self._faults.take("hang", request.path)
         if hang is not None:
             time.sleep(hang.seconds)
@@ -234,7 +229,7 @@ class FakeHubSpot:
             return None
         if failed:
             return jsonify(auth_error(failed)), 401
-        g.store = self._store(g.portal)
+        g.store = self._portals.get(g.portal)
         if request.method == "POST" and request.path.endswith("/search"):
             if not self._window("search", g.portal).admit():
                 return jsonify(rate_limit_body("SECONDLY", "secondly")), 429

@@ -169,16 +169,16 @@ def _bounds(filters: list[dict], otype: ObjectType, keys: list[tuple[int, int]])
     """Turn range filters on the modified date into a slice of ``keys``; return the other filters."""
     lo, hi, rest = 0, len(keys), []
     for f in filters:
-        op, low, high = f.get("operator", "EQ"), _norm(f.get("value")), _norm(f.get("highValue"))
+        op, low = f.get("operator", "EQ"), _norm(f.get("value"))
+        top = _norm(f.get("highValue")) if op == "BETWEEN" else low
         if f["propertyName"] != otype.modified_property or op not in _RANGE or not isinstance(low, float) \
-                or (op == "BETWEEN" and not isinstance(high, float)):
+                or not isinstance(top, float):
             rest.append(f)
             continue
         if op in ("GT", "GTE", "EQ", "BETWEEN"):
             start = math.floor(low) + 1 if op == "GT" else math.ceil(low)
             lo = max(lo, bisect.bisect_left(keys, (start,)))
         if op in ("LT", "LTE", "EQ", "BETWEEN"):
-            top = high if op == "BETWEEN" else low
             end = math.ceil(top) if op == "LT" else math.floor(top) + 1
             hi = min(hi, bisect.bisect_left(keys, (end,)))
     return lo, max(lo, hi), rest

@@ -5,6 +5,7 @@ list or search looks the same, and every error carries the fields HubSpot's do (
 """
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -51,8 +52,13 @@ def now_ms() -> int:
 
 def iso(ms: int) -> str:
     """HubSpot's date spelling: ISO-8601 UTC with milliseconds and ``Z``."""
-    second = datetime.fromtimestamp(ms // 1000, timezone.utc)
-    return f"{second:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    return f"{_iso_second(ms // 1000)}.{ms % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=65536)
+def _iso_second(second: int) -> str:
+    """Cached: a search page renders hundreds of dates, mostly from the same few seconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 def parse_ms(value: Any) -> int | None:
@@ -98,7 +104,8 @@ def property_value(record: Record, name: str, otype: ObjectType) -> str | None:
 
 def history(record: Record, name: str, otype: ObjectType) -> list[dict[str, str]]:
     """``propertiesWithHistory`` entries for one property, newest first, one per change of value."""
-    out, version = [], record
+    out: list[dict[str, str]] = []
+    version: Record | None = record
     while version is not None:
         value = property_value(version, name, otype)
         older = version.previous
@@ -112,18 +119,16 @@ def render(record: Record, otype: ObjectType, names: Iterable[str] | None = None
            with_history: Iterable[str] = ()) -> dict[str, Any]:
     """A record as every CRM read endpoint returns it: the asked properties that have a value (or the
     type's defaults) plus create date, ``hs_object_id`` and the modified-date property, all strings."""
-    wanted = set(DEFAULT_PROPERTIES.get(otype.api_name, ()) if names is None else names)
-    wanted.update((created_property(otype), "hs_object_id", otype.modified_property))
-    properties = {}
-    for name in sorted(wanted):
-        value = property_value(record, name, otype)
-        if value is not None:
-            properties[name] = value
+    created, updated = iso(record.created_ms), iso(record.updated_ms)
+    derived = {created_property(otype): created, "hs_object_id": record.id, otype.modified_property: updated}
+    stored = record.properties
+    wanted = set(DEFAULT_PROPERTIES.get(otype.api_name, ()) if names is None else names).union(derived)
+    properties = {name: derived[name] if name in derived else stored[name]
+                  for name in sorted(wanted) if name in derived or stored.get(name)}
     out: dict[str, Any] = {"id": record.id, "properties": properties}
     if with_history:
         out["propertiesWithHistory"] = {name: history(record, name, otype) for name in with_history}
-    out.update(createdAt=iso(record.created_ms), updatedAt=iso(record.updated_ms),
-               archived=record.archived_ms is not None)
+    out.update(createdAt=created, updatedAt=updated, archived=record.archived_ms is not None)
     if record.archived_ms is not None:
         out["archivedAt"] = iso(record.archived_ms)
     return out

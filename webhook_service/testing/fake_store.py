@@ -11,7 +11,7 @@ import threading
 from dataclasses import replace
 from typing import Any, Iterable
 
-from webhook_service.objects import ObjectType
+from webhook_service.objects import ObjectType, lookup
 from webhook_service.testing.fake_search import SearchIndex
 from webhook_service.testing.fake_shapes import Record, as_property, created_property, parse_ms
 
@@ -84,8 +84,10 @@ class Store:
                 raise ValueError(f"{otype.api_name}/{object_id} already exists")
             values = {name: as_property(value) for name, value in properties.items()}
             values.pop("hs_object_id", None)
-            created = parse_ms(values.pop(created_property(otype), None) or "") or created_ms
-            at_ms = parse_ms(values.pop(otype.modified_property, None) or "") or at_ms
+            created_text = values.pop(created_property(otype), "")
+            modified_text = values.pop(otype.modified_property, "")
+            created = parse_ms(created_text) if created_text else created_ms
+            at_ms = (parse_ms(modified_text) if modified_text else None) or at_ms
             merged = {**(old.properties if old else {}), **values}
             if created is None:
                 created = old.created_ms if old else at_ms
@@ -214,3 +216,30 @@ class Store:
                 if (record.archived_ms is not None) == archived:
                     out.append(record)
             return out[:limit], (out[limit].id if len(out) > limit else None)
+
+
+class Portals:
+    """Every portal's Store (created on first use) and the record ids they share."""
+
+    def __init__(self, search_lag: float) -> None:
+        self.ids = IdAllocator()
+        self._lag = search_lag
+        self._stores: dict[int | None, Store] = {}
+        self._lock = threading.Lock()
+
+    def get(self, portal_id: int | None) -> Store:
+        """The store of one portal; None is the portal of tokens the fake knows no hub id for."""
+        with self._lock:
+            if portal_id not in self._stores:
+                self._stores[portal_id] = Store(self._lag)
+            return self._stores[portal_id]
+
+    def holding(self, object_type: str, object_id: str | int, portal_id: int | None) -> Store:
+        """The store a test helper acts on: the given portal's, else whichever holds the id (the
+        default portal first), else the default portal's."""
+        if portal_id is None:
+            otype = lookup(object_type)
+            with self._lock:
+                stores = sorted(self._stores.items(), key=lambda item: item[0] is not None)
+            portal_id = next((p for p, s in stores if s.has(otype, str(object_id))), None)
+        return self.get(portal_id)

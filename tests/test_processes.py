@@ -1,0 +1,113 @@
+"""The Procfile's processes, as a user runs them: `hubhook web` and `hubhook worker` over real HTTP."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from webhook_service.testing import make_event, post_delivery
+
+from .conftest import SECRET, free_port
+
+HUBHOOK = str(Path(sys.executable).with_name("hubhook"))
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def spawn(*args, env):
+    return subprocess.Popen([HUBHOOK, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def stack_env(env):
+    port = free_port()
+    return {**env, "PORT": str(port), "WEB_CONCURRENCY": "1", "HUBHOOK_HANDLERS": "tests.ledger_handlers:router",
+            "HUBHOOK_WEBHOOK_URL": f"http://127.0.0.1:{port}/webhooks/hubspot", "HUBHOOK_JOB_TIMEOUT": "20"}
+
+
+@pytest.fixture
+def web(stack_env):
+    process = spawn("web", env=stack_env)
+    url = stack_env["HUBHOOK_WEBHOOK_URL"]
+
+    def healthy():
+        try:
+            return requests.get(url.replace("/webhooks/hubspot", "/healthz"), timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(healthy, 20, "hubhook web to answer /healthz")
+    yield url
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def ledger(redis):
+    return [json.loads(x) for x in redis.lrange("test:ledger", 0, -1)]
+
+
+@pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
+def test_a_delivery_reaches_a_handler_through_web_and_worker(stack_env, web, redis, hubspot):
+    # Given the receiver and a worker running as separate processes
+    hubspot.add("contacts", 1, {"email": "ada@example.com"})
+    hubspot.add("companies", 9)
+    hubspot.associate("contacts", 1, "companies", 9)
+    worker = spawn("worker", env=stack_env)
+    try:
+        # When HubSpot posts a signed delivery
+        response = post_delivery(web, [make_event("contact.creation", 1)], SECRET)
+        # Then it is acknowledged and the handler sees the enriched contact
+        assert response.status_code == 200
+        wait_until(lambda: ledger(redis), 30, "the handler call")
+        assert ledger(redis) == [{"id": "1", "type": "contact.creation", "companies": ["9"]}]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+@pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
+def test_a_worker_killed_mid_job_loses_nothing(stack_env, web, redis, hubspot):
+    # Given a worker in the middle of a slow handler
+    hubspot.add("contacts", 5, {"email": "slow@example.com"})
+    first = spawn("worker", "--name", "first", env=stack_env)
+    assert post_delivery(web, [make_event("contact.creation", 5)], SECRET).status_code == 200
+    wait_until(lambda: redis.llen("test:started"), 30, "the slow handler to start")
+    # When the worker is killed with SIGKILL and another worker is running
+    first.kill()
+    first.wait()
+    killed_at = time.monotonic()
+    second = spawn("worker", "--name", "second", env=stack_env)
+    try:
+        # Then the job runs again within 2 minutes and the handler completes
+        wait_until(lambda: ledger(redis), 120, "the abandoned job to run again")
+        assert [e["id"] for e in ledger(redis)] == ["5"]
+        assert time.monotonic() - killed_at < 120
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+
+
+@pytest.mark.parametrize("args, env_change, message", [
+    (["web"], {"HUBSPOT_CLIENT_SECRET": ""}, "HUBSPOT_CLIENT_SECRET is not set"),
+    (["worker", "--burst"], {"HUBHOOK_HANDLERS": "no_such_module:router"}, "cannot import handlers module"),
+    (["worker", "--burst"], {"HUBHOOK_HANDLERS": ""}, "no handlers configured"),
+    (["worker"], {"REDIS_URL": "http://x"}, "REDIS_URL must start with redis://"),
+    (["worker"], {"HUBHOOK_POLL_INTERVAL": "soon"}, "HUBHOOK_POLL_INTERVAL must be a number"),
+])
+def test_cli_errors_are_one_line_with_the_fix(env, args, env_change, message):
+    result = subprocess.run([sys.executable, "-m", "webhook_service.cli", *args], env={**env, **env_change},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
