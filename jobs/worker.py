@@ -49,4 +49,5 @@ def run(config: Config, router: Router | None = None, *, burst: bool = False, na
     """Work until stopped (or, with ``burst``, until the queue is empty); the scheduler runs Retry delays."""
     worker = build_worker(config, router, name=name)
     log.info("worker %s listening on queue %r", worker.name, config.queue_name)
-    return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    return worker.work(burst=burst, with_scheduler=True,
+                       logging_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()))

@@ -200,17 +200,24 @@ def test_burst_limit_rolls_over_ten_seconds_and_headers_count_down():
 
 def test_fault_injection_fails_and_hangs_only_matching_requests(fake):
     contact = fake.add("contacts")["id"]
+    # Given two 502s scripted for batch reads only
     fake.fail_next(2, 502, path_contains="/batch/read")
-    fake.fail_next(1, 429, body={"status": "error", "policyName": "DAILY"}, headers={"Retry-After": "3"})
     s = api(fake)
+    url = f"{fake.url}/crm/v3/objects/contacts/{contact}"
     batch = lambda: s.post(f"{fake.url}/crm/v3/objects/contacts/batch/read", json={"inputs": [{"id": contact}]})
+    # Then a single GET passes, the next two batch reads fail with a JSON body, the third succeeds
+    assert s.get(url).status_code == 200
     assert [batch().status_code for _ in range(3)] == [502, 502, 200]
-    limited = s.get(f"{fake.url}/crm/v3/objects/contacts/{contact}")
-    assert limited.status_code == 429 and limited.headers["Retry-After"] == "3"
+    # And a scripted 429 carries the test's own body and headers
+    fake.fail_next(1, 429, body={"status": "error", "policyName": "DAILY"}, headers={"Retry-After": "3"})
+    limited = s.get(url)
+    assert limited.status_code == 429 and limited.json()["policyName"] == "DAILY"
+    assert limited.headers["Retry-After"] == "3"
+    # And a hang outlasts a client timeout once, then requests answer promptly again
     fake.hang_next(1, 0.5, path_contains="/contacts/")
     with pytest.raises(requests.ReadTimeout):
-        s.get(f"{fake.url}/crm/v3/objects/contacts/{contact}", timeout=0.1)
-    assert s.get(f"{fake.url}/crm/v3/objects/contacts/{contact}", timeout=1).status_code == 200
+        s.get(url, timeout=0.1)
+    assert s.get(url, timeout=1).status_code == 200
     assert fake.count(path_contains="/batch/read", method="post") == 3
 
 
