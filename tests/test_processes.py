@@ -111,3 +111,24 @@ def test_cli_errors_are_one_line_with_the_fix(env, args, env_change, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
+def test_send_test_event_signs_like_hubspot_and_is_accepted(stack_env, web, redis):
+    # Given a running receiver
+    # When a developer sends a test event with the CLI
+    result = subprocess.run([HUBHOOK, "send-test-event", "deal.propertyChange", "--object-id", "42",
+                             "--property", "dealstage", "--value", "won", "--url", web],
+                            env=stack_env, capture_output=True, text=True, timeout=60)
+    # Then the receiver verified and enqueued it
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("200 ") and '"enqueued":1' in result.stdout
+    assert redis.llen("rq:queue:hubhook") == 1
+
+
+def test_send_test_event_without_a_receiver_says_what_to_do(env):
+    result = subprocess.run([sys.executable, "-m", "webhook_service.cli", "send-test-event", "contact.creation",
+                             "--object-id", "1", "--url", f"http://127.0.0.1:{free_port()}/webhooks/hubspot"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "is `hubhook web` running?" in result.stderr
