@@ -19,7 +19,7 @@ from webhook_service.testing.fake_http import (batch_inputs, batch_response, csv
                                                json_response, missing_error, not_found, object_type,
                                                properties_of, whole_number)
 from webhook_service.testing.fake_search import search
-from webhook_service.testing.fake_shapes import Record, error_body, iso, now_ms, render
+from webhook_service.testing.fake_shapes import Record, error_body, iso, names_of, now_ms, render
 
 BATCH_LIMIT = 100
 
@@ -94,7 +94,7 @@ def batch_read(obj: str, ver: str = "") -> Response:
     otype, body, started = object_type(obj), json_body(), iso(now_ms())
     keys = [str(item.get("id")) for item in batch_inputs(body, BATCH_LIMIT)]
     found = g.store.find_many(otype, keys, archived=flag_arg("archived"), id_property=body.get("idProperty"))
-    names, history = body.get("properties"), body.get("propertiesWithHistory") or ()
+    names, history = names_of(body, "properties"), names_of(body, "propertiesWithHistory") or ()
     results, seen = [], set()
     for key in keys:
         record = found.get(key)

@@ -1,6 +1,7 @@
 """Run the fake HubSpot from a shell, optionally with a small demo CRM, for ``make demo``.
 
     python -m webhook_service.testing.fake_hubspot --port 8900 --seed-demo
+    python -m webhook_service.testing.fake_demo --port 8900 --seed-demo   # same, without runpy's warning
 
 Point hubhook at it with ``HUBSPOT_API_BASE_URL=http://127.0.0.1:8900`` and any bearer token.
 """
@@ -66,3 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -27,13 +27,12 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from webhook_service.objects import lookup
 from webhook_service.testing import fake_crm
 from webhook_service.testing.fake_auth import TokenBook, auth_error
-from webhook_service.testing.fake_policy import Call, Faults, RollingWindow, fault_body
+from webhook_service.testing.fake_policy import Call, Faults, RateLimits, fault_body
 from webhook_service.testing.fake_shapes import (ValidationFailed, error_body, iso, now_ms, rate_limit_body,
                                                  render)
 from webhook_service.testing.fake_store import Portals
 
 log = logging.getLogger(__name__)
-DEFAULT_BURST = (110, 10.0)     # what the headers say when no limit is enforced (public app, FACTS.md 4)
 
 
 class _OrderedJSON(DefaultJSONProvider):
@@ -55,12 +54,11 @@ class FakeHubSpot:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, tokens: set[str] | None = None,
                  latency: float = 0.0, search_lag: float = 0.0, search_limit_per_second: int | None = 5,
                  burst_limit: tuple[int, float] | None = None) -> None:
-        self.host, self.port, self.latency, self.search_lag = host, port, latency, search_lag
+        self.host, self.port, self.latency = host, port, latency
         self.token_lifetime = 1800
-        self._search_limit, self._burst = search_limit_per_second, burst_limit
+        self._limits = RateLimits(search_limit_per_second, burst_limit)
         self._tokens, self._portals, self._faults = TokenBook(tokens), Portals(search_lag), Faults()
         self._lock = threading.Lock()
-        self._windows: dict[tuple[str, int | None], RollingWindow] = {}
         self._calls: list[Call] = []
         self._server: BaseWSGIServer | None = None
         self.app = self._build_app()
@@ -184,19 +182,6 @@ class FakeHubSpot:
             self._calls.clear()
 
     # -- internals -------------------------------------------------------------------------------
-    def _window(self, kind: str, portal: int | None) -> RollingWindow:
-        """The rolling window of one portal: "search" (secondly) or "burst" (everything else)."""
-        with self._lock:
-            window = self._windows.get((kind, portal))
-            if window is None:
-                if kind == "search":
-                    window = RollingWindow(self._search_limit, 1.0)
-                else:
-                    limit, seconds = self._burst or (None, DEFAULT_BURST[1])
-                    window = RollingWindow(limit, seconds)
-                self._windows[(kind, portal)] = window
-            return window
-
     def _build_app(self) -> Flask:
         app = Flask(__name__)
         app.json = _OrderedJSON(app)
@@ -230,22 +215,17 @@ class FakeHubSpot:
         if failed:
             return jsonify(auth_error(failed)), 401
         g.store = self._portals.get(g.portal)
-        if request.method == "POST" and request.path.endswith("/search"):
-            if not self._window("search", g.portal).admit():
-                return jsonify(rate_limit_body("SECONDLY", "secondly")), 429
-            return None
-        g.window = self._window("burst", g.portal)
-        if not g.window.admit():
-            return jsonify(rate_limit_body("TEN_SECONDLY_ROLLING", "ten_secondly_rolling")), 429
+        search = request.method == "POST" and request.path.endswith("/search")
+        window = self._limits.window(g.portal, search)
+        g.window = None if search else window       # search answers carry no rate-limit headers
+        if not window.admit():
+            return jsonify(rate_limit_body(*(RateLimits.SEARCH if search else RateLimits.BURST))), 429
         return None
 
     def _record(self, response: Response) -> Response:
         """Add the rate-limit headers HubSpot sends (never on search) and remember the call."""
         if g.get("window") is not None:
-            shown, seconds = self._burst or DEFAULT_BURST
-            response.headers.update({"X-HubSpot-RateLimit-Max": str(shown),
-                                     "X-HubSpot-RateLimit-Remaining": str(g.window.remaining(shown)),
-                                     "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(seconds * 1000))})
+            response.headers.update(self._limits.headers(g.window))
         token = g.get("token")
         call = Call(request.method, request.path, request.args.to_dict(), request.get_json(silent=True),
                     response.status_code, g.get("at", time.time()),

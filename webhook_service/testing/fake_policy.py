@@ -61,6 +61,35 @@ class RollingWindow:
             return max(0, shown_max - len(self._times))
 
 
+class RateLimits:
+    """HubSpot's two limits, per portal: search calls per second, every other call per rolling window
+    (TEN_SECONDLY_ROLLING; FACTS.md 4). Without ``burst`` nothing is refused but headers still count."""
+
+    SEARCH = ("SECONDLY", "secondly")
+    BURST = ("TEN_SECONDLY_ROLLING", "ten_secondly_rolling")
+    SHOWN_WITHOUT_BURST = (110, 10.0)       # a public app's limit, what the headers say by default
+
+    def __init__(self, search_per_second: int | None, burst: tuple[int, float] | None) -> None:
+        self._search, self._burst = search_per_second, burst
+        self._windows: dict[tuple[bool, int | None], RollingWindow] = {}
+        self._lock = threading.Lock()
+
+    def window(self, portal: int | None, search: bool) -> RollingWindow:
+        """The window a call of ``portal`` counts in."""
+        with self._lock:
+            if (search, portal) not in self._windows:
+                limit, seconds = (self._search, 1.0) if search else self._burst or (None, 10.0)
+                self._windows[(search, portal)] = RollingWindow(limit, seconds)
+            return self._windows[(search, portal)]
+
+    def headers(self, window: RollingWindow) -> dict[str, str]:
+        """The ``X-HubSpot-RateLimit-*`` headers of a non-search answer."""
+        shown, seconds = self._burst or self.SHOWN_WITHOUT_BURST
+        return {"X-HubSpot-RateLimit-Max": str(shown),
+                "X-HubSpot-RateLimit-Remaining": str(window.remaining(shown)),
+                "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(seconds * 1000))}
+
+
 @dataclass
 class _Rule:
     kind: str                   # "fail" or "hang"

@@ -1,10 +1,9 @@
-"""The fake's CRM search (FACTS.md 3.5): what search sees of one object type, and how a query runs.
+"""How the fake runs a CRM search request (FACTS.md 3.5) against a SearchIndex.
 
 Search is where HubSpot differs most from a database, and where hubhook's poller must cope:
-writes show up only after a lag, archived records never show, paging stops at 10,000 results and
-ties are broken by id. The index is kept sorted by (modified ms, id) so the poller's query, a
-``GTE`` watermark on the modified date sorted ascending, costs a bisect and a slice even over 200k
-records; any other query takes the generic path (filter everything, then sort).
+paging stops at 10,000 results, ties are broken by id, numbers and dates compare as numbers.
+Range filters on the modified date become a slice of the index, so the poller's query stays cheap
+over 200k records; any other query takes the generic path (filter everything, then sort).
 """
 from __future__ import annotations
 
@@ -13,13 +12,12 @@ import fnmatch
 import math
 import operator
 import re
-import time
-from collections import deque
 from typing import Any, Callable
 
 from webhook_service.objects import ObjectType
-from webhook_service.testing.fake_shapes import (Record, ValidationFailed, created_property, parse_ms,
-                                                 render)
+from webhook_service.testing.fake_index import SearchIndex
+from webhook_service.testing.fake_shapes import (Record, ValidationFailed, created_property, names_of,
+                                                 parse_ms, render)
 
 MAX_RESULTS = 10_000
 MAX_PAGE = 200
@@ -30,57 +28,6 @@ _RANGE = {"GT", "GTE", "LT", "LTE", "EQ", "BETWEEN"}
 _OPERATORS = set(_COMPARE) | _RANGE | {"IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN",
                                        "NOT_CONTAINS_TOKEN"}
 Predicate = Callable[[Record], bool]
-
-
-class SearchIndex:
-    """The record versions search can see for one object type, ordered for cheap paging.
-
-    A write is staged and published ``lag`` seconds later; until then search keeps returning the
-    previous version (or nothing, for a new record). Archived and merged-away records leave at once.
-    Callers hold the owning store's lock.
-    """
-
-    def __init__(self, lag: float) -> None:
-        self.lag = lag
-        self.live: dict[int, Record] = {}
-        self.by_modified: list[tuple[int, int]] = []     # (updated_ms, id), ascending
-        self.by_id: list[int] = []
-        self._pending: deque[tuple[float, Record]] = deque()
-        self._gone: set[int] = set()
-
-    def stage(self, record: Record) -> None:
-        """Make ``record`` visible to search after the lag."""
-        if self.lag <= 0:
-            self._publish(record)
-        else:
-            self._pending.append((time.monotonic() + self.lag, record))
-
-    def drop(self, object_id: str) -> None:
-        """Hide a record from search for good (archived, or merged into a new record)."""
-        key = int(object_id)
-        self._gone.add(key)
-        old = self.live.pop(key, None)
-        if old is not None:
-            del self.by_modified[bisect.bisect_left(self.by_modified, (old.updated_ms, key))]
-            del self.by_id[bisect.bisect_left(self.by_id, key)]
-
-    def flush(self) -> None:
-        """Publish every staged write whose lag has passed."""
-        now = time.monotonic()
-        while self._pending and self._pending[0][0] <= now:
-            record = self._pending.popleft()[1]
-            if int(record.id) not in self._gone:
-                self._publish(record)
-
-    def _publish(self, record: Record) -> None:
-        key = int(record.id)
-        old = self.live.get(key)
-        if old is None:
-            bisect.insort(self.by_id, key)
-        else:
-            del self.by_modified[bisect.bisect_left(self.by_modified, (old.updated_ms, key))]
-        bisect.insort(self.by_modified, (record.updated_ms, key))
-        self.live[key] = record
 
 
 def search(index: SearchIndex, otype: ObjectType, body: dict[str, Any]) -> dict[str, Any]:
@@ -104,9 +51,7 @@ def search(index: SearchIndex, otype: ObjectType, body: dict[str, Any]) -> dict[
     else:
         ordered = _ordered(index, otype, (lo, hi), match, name, descending)
         total, page = len(ordered), ordered[after:after + limit]
-    names = body.get("properties")
-    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-        raise ValidationFailed("properties must be a list of property names")
+    names = names_of(body, "properties")
     out: dict[str, Any] = {"total": total, "results": [render(index.live[key], otype, names) for key in page]}
     if limit and after + limit < total and after + limit <= MAX_RESULTS:
         out["paging"] = {"next": {"after": str(after + limit)}}

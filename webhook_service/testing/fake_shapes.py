@@ -134,6 +134,14 @@ def render(record: Record, otype: ObjectType, names: Iterable[str] | None = None
     return out
 
 
+def names_of(body: dict[str, Any], field: str) -> list[str] | None:
+    """A list of property names in a body (``properties``, ``propertiesWithHistory``), or None."""
+    names = body.get(field)
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise ValidationFailed(f"{field} must be a list of property names")
+    return names
+
+
 def error_body(message: str, category: str, **extra: Any) -> dict[str, Any]:
     """HubSpot's CRM error body (FACTS.md 6): status, message, correlationId, category, then extras."""
     return {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category,

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any, Iterable
 
 from webhook_service.objects import ObjectType, lookup
-from webhook_service.testing.fake_search import SearchIndex
+from webhook_service.testing.fake_index import SearchIndex
 from webhook_service.testing.fake_shapes import Record, as_property, created_property, parse_ms
 
 #: HubSpot-defined default association type ids (FACTS.md 3.6); pairs not listed get 1.
@@ -106,7 +106,8 @@ class Store:
         with self.lock:
             table = self._records.get(otype.api_name, {})
             if id_property not in (None, "hs_object_id"):
-                by_value = {r.properties.get(id_property, "").lower(): r for r in table.values()}
+                by_value = {value.lower(): r for r in table.values()
+                            if (value := r.properties.get(id_property))}
                 found = {key: by_value.get(str(key).lower()) for key in keys}
             else:
                 moved = self._merged_into.get(otype.api_name, {}) if follow_merges else {}
