@@ -16,10 +16,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 
 from .connection import key
+from .leader import text
 
 #: ``KEYS``: cursor hash, seen set. ``ARGV``: new position, trim floor, then score/member pairs.
 #: One script, so the seen marks, the trim and the forward-only position move together or not at all.
@@ -52,12 +54,14 @@ class Cursor:
         self.redis = redis
         self.portal, self.object_type, self.stream = portal, object_type, stream
         self.key = key("poller", "cursor", portal, object_type, stream)
-        self.seen_key = key("poller", "seen", portal, object_type)
+        # Deletions have their own seen set: an archive time may equal some version's modified time.
+        kind = "archive" if stream == "archive" else "changes"
+        self.seen_key = key("poller", "seen", portal, object_type, kind)
         self._commit = redis.register_script(_COMMIT)
 
     def load(self) -> CursorState:
         """The stored state; position/floor as epoch ms."""
-        raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(self.key).items()}
+        raw = read_hash(self.redis, self.key)
         return CursorState(_int(raw.get("position")), _int(raw.get("floor")), raw)
 
     def start(self, position_ms: int, *, floor_ms: int | None = None, **fields: object) -> CursorState:
@@ -75,8 +79,9 @@ class Cursor:
 
     def reset(self, position_ms: int, *, floor_ms: int | None = None, **fields: object) -> CursorState:
         """Replace the cursor (a new backfill); the seen set is shared with the live walk and kept."""
-        mapping = {"position": position_ms, "floor": position_ms if floor_ms is None else floor_ms,
-                   **{k: str(v) for k, v in fields.items()}}
+        floor = position_ms if floor_ms is None else floor_ms
+        mapping: dict[Any, Any] = {"position": position_ms, "floor": floor,
+                                   **{k: str(v) for k, v in fields.items()}}
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(self.key)
             pipe.hset(self.key, mapping=mapping)
@@ -93,19 +98,30 @@ class Cursor:
     def commit(self, versions: Iterable[tuple[str, int]], position_ms: int, trim_below_ms: int) -> int:
         """Mark ``versions`` delivered, move the position forward to ``position_ms`` (never back) and
         forget versions older than ``trim_below_ms``; return the stored position."""
-        argv: list[object] = [position_ms, trim_below_ms]
+        argv: list[Any] = [position_ms, trim_below_ms]
         for object_id, ms in versions:
             argv += [ms, f"{object_id}:{ms}"]
         return int(self._commit(keys=[self.key, self.seen_key], args=argv))
 
     def record(self, outcome: str, **fields: object) -> None:
         """Note how the last pass went (shown by ``hubhook status``)."""
-        mapping = {"outcome": outcome, "polled_at": f"{time.time():.3f}", **{k: str(v) for k, v in fields.items()}}
+        mapping: dict[Any, Any] = {"outcome": outcome, "polled_at": f"{time.time():.3f}",
+                                   **{k: str(v) for k, v in fields.items()}}
         self.redis.hset(self.key, mapping=mapping)
 
     def set_fields(self, **fields: object) -> None:
         """Store extra fields (e.g. a backfill's ``done`` flag)."""
-        self.redis.hset(self.key, mapping={k: str(v) for k, v in fields.items()})
+        mapping: dict[Any, Any] = {k: str(v) for k, v in fields.items()}
+        self.redis.hset(self.key, mapping=mapping)
+
+    def clear(self, *names: str) -> None:
+        """Remove fields that only mattered while a pass ran."""
+        self.redis.hdel(self.key, *names)
+
+
+def read_hash(redis: Redis, name: str) -> dict[str, str]:
+    """A hash as text (status reads cursors with this too)."""
+    return {text(k): text(v) for k, v in redis.hgetall(name).items()}
 
 
 def _int(value: str | None) -> int | None:

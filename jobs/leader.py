@@ -91,11 +91,15 @@ class Leadership:
 
     def holder(self) -> str | None:
         """Who holds the lock now (its identity), or None."""
-        value = self.redis.get(LEADER_KEY)
-        return value.decode() if value else None
+        return current_leader(self.redis)
 
 
 def current_leader(redis: Redis) -> str | None:
     """The identity of the active poller, for ``hubhook status``."""
     value = redis.get(LEADER_KEY)
-    return value.decode() if value else None
+    return text(value) if value else None
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text, whether or not the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else str(value)

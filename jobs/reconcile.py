@@ -37,7 +37,8 @@ def notes_key(portal: int | str, object_type: str) -> str:
 PORTALS_KEY = key("poller", "webhook", "portals")
 
 
-def note_webhook_changes(redis: Redis, events: Iterable[dict], reconcile_interval: float | None = None) -> int:
+def note_webhook_changes(redis: Redis, events: Iterable[dict],
+                         reconcile_interval: float | None = None) -> int:
     """Remember, per object, the latest occurredAt a webhook delivered; return how many were noted.
 
     Call it from the worker for webhook deliveries. A no-op when reconciliation is off

@@ -5,9 +5,10 @@ HubSpot's search answers at most 10,000 results per query and refuses (400) a pa
 and, before ``after`` would cross 10,000, restarts the query with the lower bound moved up to the
 last modified time it saw. That restart re-reads the objects sharing that last millisecond: the
 caller's seen set drops them. When one millisecond holds a whole window (a bulk import can stamp
-tens of thousands of records alike), moving the bound cannot make progress, so the walk switches to
-a tie-break: ``modified EQ t AND hs_object_id GT last_id``, sorted by id, in windows of 10,000, then
-carries on from ``t + 1``. It does not assume HubSpot orders ties by id: the tie-break walks every
+tens of thousands of records alike), moving the bound cannot make progress; so when a window ends on
+a full page of one millisecond ``t`` the walk switches to a tie-break instead of restarting:
+``modified EQ t AND hs_object_id GT last_id``, sorted by id, in windows of 10,000, then carries on
+from ``t + 1``. It does not assume HubSpot orders ties by id: the tie-break walks every
 id at ``t`` from the start, and the seen set drops the ones the range walk already delivered.
 
 The walk is a generator: the next request is sent only when the caller asks for the next page, so
@@ -30,6 +31,7 @@ class Page:
 
     results: list[dict]
     lower_ms: int
+    total: int | None = None     # what HubSpot says the query matches (for progress bars)
 
     def versions(self, prop: str) -> list[tuple[str, int]]:
         """(id, modified ms) of each result, in result order."""
@@ -44,19 +46,23 @@ def walk(search: Search, prop: str, lower_ms: int, *, upper_ms: int | None = Non
         bound = [{"propertyName": prop, "operator": "GTE", "value": str(lower_ms)}]
         if upper_ms is not None:
             bound.append({"propertyName": prop, "operator": "LT", "value": str(upper_ms)})
-        last_ms = None
+        last: Page | None = None
         finished = True
         for page, more in _window(search, bound, prop, fields, lower_ms):
-            last_ms = modified_ms(page.results[-1], prop) if page.results else last_ms
+            last = page if page.results else last
             yield page
             finished = not more
-        if finished or last_ms is None:
+        if finished or last is None:
             return
-        if last_ms > lower_ms:
-            lower_ms = last_ms          # restart at the last millisecond seen; its ties are re-read
+        stamps = {ms for _, ms in last.versions(prop)}
+        last_ms = max(stamps)
+        if len(stamps) > 1 or len(last.results) < PAGE_SIZE:
+            lower_ms = last_ms          # restart at the last millisecond seen; its few ties are re-read
             continue
-        yield from _ties(search, prop, lower_ms, fields)
-        lower_ms += 1                   # every object at this millisecond is delivered
+        # A whole page shares one millisecond: there may be 10,000 of them, and restarting at that
+        # millisecond could then never get past it. Walk that millisecond by id instead.
+        yield from _ties(search, prop, last_ms, fields)
+        lower_ms = last_ms + 1          # every object at this millisecond is delivered
 
 
 def _ties(search: Search, prop: str, at_ms: int, fields: list[str]) -> Iterator[Page]:
@@ -81,15 +87,16 @@ def _window(search: Search, filters: list[dict], sort: str, fields: list[str],
     (the caller must restart) and on every page but the last of a finished query."""
     after = 0
     while True:
-        body = {"filterGroups": [{"filters": filters}], "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+        body = {"filterGroups": [{"filters": filters}],
+                "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
                 "properties": fields, "limit": PAGE_SIZE, "after": str(after)}
         answer = search(body)
         following = ((answer.get("paging") or {}).get("next") or {}).get("after")
         more = bool(following) and bool(answer.get("results"))
-        yield Page(answer.get("results") or [], lower_ms), more
+        yield Page(answer.get("results") or [], lower_ms, answer.get("total")), more
         if not more:
             return
-        after = int(following)
+        after = int(str(following))
         if after + PAGE_SIZE > MAX_RESULTS:
             return                      # the next page would pass 10,000: the caller restarts
 
