@@ -17,6 +17,7 @@ from webhook_service.config import Config
 from webhook_service.loading import load_router
 from webhook_service.router import Router
 
+from .auth import Auth, auth_for
 from .connection import key, queue, redis_client
 from .hubspot import HubSpotClient
 from .ratelimit import Budget, RateGovernor
@@ -44,15 +45,26 @@ class Context:
     @cached_property
     def governor(self) -> RateGovernor:
         return RateGovernor(self.redis, Budget(burst=self.config.burst_limit,
-                                               search_per_second=self.config.search_limit))
+                                               search_per_second=self.config.search_limit,
+                                               poll_share=self.config.poll_share))
+
+    @cached_property
+    def auth(self) -> Auth:
+        """The static token, or the OAuth app's per-portal tokens (jobs.auth says which wins)."""
+        return auth_for(self.config, self.redis)
 
     def client(self, priority: str = "webhook") -> HubSpotClient:
         """An API client in this process's shared budget; ``priority="poll"`` caps its share."""
-        return HubSpotClient(self.config, governor=self.governor, priority=priority)
+        return HubSpotClient(self.config, governor=self.governor, auth=self.auth, priority=priority)
 
     @cached_property
     def webhook_client(self) -> HubSpotClient:
         return self.client("webhook")
+
+    @cached_property
+    def poll_client(self) -> HubSpotClient:
+        """Enrichment of polled changes: capped at HUBHOOK_POLL_SHARE so webhook work keeps room."""
+        return self.client("poll")
 
     def lock(self, name: str, *, timeout: float = 60.0, blocking_timeout: float | None = None):
         """A Redis lock shared by every process (``event.lock``)."""

@@ -1,15 +1,17 @@
 """The HubSpot API client every job, poller and handler uses.
 
 requests with explicit connect/read timeouts; urllib3's ``Retry`` for short transport-level retries
-(connection errors, 502/503/504, POST included because HubSpot's batch read and search are reads);
-the shared RateGovernor before every call; a 429 raises RateLimited so the job is rescheduled
-instead of sleeping in a worker. Tokens go in the Authorization header only: never in a URL, a log
-line, an error message or a job argument.
+(connection errors, 500/502/503/504, POST included because HubSpot's batch read and search are reads;
+creates, which are not idempotent, only retry a connection that never reached HubSpot); the shared
+RateGovernor before every call and its headers fed back after; a 429 raises RateLimited carrying the
+wait the governor chose, so the job is rescheduled instead of sleeping in a worker; a 401 refreshes an
+OAuth token once and retries. Tokens go in the Authorization header only: never in a URL, a log line,
+an error message or a job argument.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
 from typing import Any
 
 import requests
@@ -18,44 +20,41 @@ from urllib3.util.retry import Retry
 
 from webhook_service import objects
 from webhook_service.config import Config
-from webhook_service.errors import HubSpotAPIError, MissingScopes, RateLimited, TransientAPIError
+from webhook_service.errors import (
+    HubSpotAPIError,
+    MissingScopes,
+    RateLimited,
+    TransientAPIError,
+)
 
+from . import stats
+from .auth import Auth, StaticAuth
 from .ratelimit import RateGovernor
 
 log = logging.getLogger("hubhook.api")
-TokenProvider = Callable[[int | None], str]
-TIMEOUT = (3.05, 30)
-#: Seconds to wait after a 429 without Retry-After, by HubSpot's policyName (FACTS.md section 4).
+#: (connect, read) seconds. With two read retries a silent HubSpot costs at most ~50 s, inside a job's 60.
+TIMEOUT = (3.05, 15)
+#: Seconds to wait after a 429 when there is no governor to ask, by policyName (FACTS.md section 4).
 POLICY_WAIT = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": 3600.0}
-
-
-def static_token(config: Config) -> TokenProvider:
-    """A provider for a private-app or service-key token: the same token for every portal."""
-    def provide(portal_id: int | None) -> str:
-        if not config.access_token:
-            raise HubSpotAPIError("no HubSpot token: set HUBSPOT_ACCESS_TOKEN (private app or service key) "
-                                  "or install the OAuth app for this portal")
-        return config.access_token
-    return provide
 
 
 class HubSpotClient:
     """Thin, rate-limited, retrying access to the CRM endpoints hubhook needs."""
 
-    def __init__(self, config: Config, *, governor: RateGovernor | None = None,
-                 token_provider: TokenProvider | None = None, priority: str = "webhook") -> None:
+    def __init__(self, config: Config, *, governor: RateGovernor | None = None, auth: Auth | None = None,
+                 priority: str = "webhook", max_wait: float = 10.0) -> None:
         self.config = config
         self.governor = governor
         self.priority = priority
-        self.token_provider = token_provider or static_token(config)
-        self.session = requests.Session()
-        retry = Retry(total=3, connect=3, read=2, status=3, backoff_factor=0.3, backoff_max=5,
-                      backoff_jitter=0.2, status_forcelist=(500, 502, 503, 504),
-                      allowed_methods=frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"}),
-                      respect_retry_after_header=True, raise_on_status=False)
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.max_wait = max_wait
+        self.auth: Auth = auth or StaticAuth(config.access_token)
+        # Retry-After is not followed here: a 503 asking for an hour must reschedule the job, not hold it.
+        self.session = _session(Retry(total=3, connect=3, read=2, status=3, backoff_factor=0.3, backoff_max=5,
+                                      backoff_jitter=0.2, status_forcelist=(500, 502, 503, 504),
+                                      allowed_methods=frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"}),
+                                      respect_retry_after_header=False, raise_on_status=False))
+        self.create_session = _session(Retry(total=3, connect=3, read=0, status=0, other=0,
+                                             allowed_methods=frozenset({"POST"}), raise_on_status=False))
 
     # -- paths: dated (2026-09) by default, legacy v3/v4 when HUBSPOT_API_VERSION=v3 -------------
     @property
@@ -79,19 +78,40 @@ class HubSpotClient:
 
     # -- the one request method ----------------------------------------------------------------
     def request(self, method: str, path: str, *, portal_id: int | None = None, search: bool = False,
-                ok_statuses: tuple[int, ...] = (), **kwargs: Any) -> requests.Response:
+                ok_statuses: tuple[int, ...] = (), idempotent: bool = True, **kwargs: Any) -> requests.Response:
         """Send one call within the shared budget; return the response or raise a HubSpotAPIError."""
-        if self.governor is not None:
-            self.governor.acquire(str(portal_id or "app"), search=search, priority=self.priority)
-        headers = {"Authorization": f"Bearer {self.token_provider(portal_id)}", "Accept": "application/json"}
-        try:
-            response = self.session.request(method, self.config.api_base_url + path, headers=headers,
-                                            timeout=TIMEOUT, **kwargs)
-        except requests.RequestException as exc:
-            raise TransientAPIError(f"HubSpot unreachable: {type(exc).__name__}", endpoint=path) from None
+        scope = self.auth.scope(portal_id)
+        token = self.auth.token_for(portal_id)
+        for attempt in (1, 2):
+            if self.governor is not None:
+                stats.budget_wait(self.governor.acquire(scope, search=search, priority=self.priority,
+                                                        max_wait=self.max_wait))
+            response = self._send(method, path, token, idempotent, **kwargs)
+            if self.governor is not None:
+                self.governor.observe(scope, response.headers, search=search)
+            if response.status_code == 401 and attempt == 1:
+                fresh = self.auth.refresh_after_401(portal_id, token)
+                if fresh:
+                    log.info("HubSpot refused the access token of portal %s (401): refreshed it, retrying once",
+                             portal_id)
+                    token = fresh
+                    continue
+            break
         if response.status_code < 300 or response.status_code in ok_statuses:
             return response
-        raise self._error(response, path)
+        error = self._error(response, path)
+        if isinstance(error, RateLimited) and self.governor is not None:
+            error.retry_after = self.governor.on_429(scope, error.policy, _retry_after(response), search=search)
+        raise error
+
+    def _send(self, method: str, path: str, token: str, idempotent: bool, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        session = self.session if idempotent else self.create_session
+        try:
+            return session.request(method, self.config.api_base_url + path, headers=headers, timeout=TIMEOUT,
+                                   **kwargs)
+        except requests.RequestException as exc:
+            raise TransientAPIError(f"HubSpot unreachable: {type(exc).__name__}", endpoint=path) from None
 
     def _error(self, response: requests.Response, path: str) -> HubSpotAPIError:
         try:
@@ -104,25 +124,30 @@ class HubSpotClient:
         message = str(body.get("message") or response.reason or "error")[:300]
         if response.status_code == 429:
             policy = body.get("policyName")
-            header = response.headers.get("Retry-After")
-            wait = float(header) if header and header.replace(".", "", 1).isdigit() else POLICY_WAIT.get(policy, 10.0)
-            return RateLimited(message, retry_after=wait, policy=policy, **common)
+            wait = _retry_after(response)
+            return RateLimited(message, retry_after=POLICY_WAIT.get(policy, 10.0) if wait is None else wait,
+                               policy=policy, **common)
         if response.status_code == 403 and body.get("category") == "MISSING_SCOPES":
-            scopes = [s for v in (body.get("context") or {}).values() for s in (v if isinstance(v, list) else [v])]
-            return MissingScopes(message, scopes=scopes, **common)
+            return MissingScopes(message, scopes=_scopes(body), **common)
         if response.status_code >= 500:
             return TransientAPIError(message, **common)
         return HubSpotAPIError(message, **common)
 
     # -- reads ------------------------------------------------------------------------------------
     def batch_read(self, object_type: str, ids: list[str], properties: list[str], *,
-                   portal_id: int | None = None, archived: bool = False) -> dict[str, dict | None]:
-        """Records by requested id, 100 ids a call; merged-away ids map to the surviving record; missing -> None."""
+                   portal_id: int | None = None, archived: bool = False,
+                   history: list[str] = ()) -> dict[str, dict | None]:
+        """Records by requested id, 100 ids a call; merged-away ids map to the surviving record; missing -> None.
+
+        ``history`` asks for ``propertiesWithHistory`` of those properties (``from_=`` filters); such
+        reads go 50 ids a call, the limit HubSpot documents for reads with history.
+        """
         found: dict[str, dict | None] = {i: None for i in ids}
         wanted = list(dict.fromkeys([*properties, "hs_merged_object_ids"])) if properties else []
-        for start in range(0, len(ids), 100):
-            chunk = ids[start:start + 100]
-            body = {"inputs": [{"id": i} for i in chunk], "properties": wanted, "propertiesWithHistory": []}
+        size = 50 if history else 100
+        for start in range(0, len(ids), size):
+            chunk = ids[start:start + size]
+            body = {"inputs": [{"id": i} for i in chunk], "properties": wanted, "propertiesWithHistory": list(history)}
             response = self.request("POST", self.objects_path(object_type) + "/batch/read", portal_id=portal_id,
                                     params={"archived": "true" if archived else "false"}, json=body)
             unmatched = 0
@@ -170,6 +195,34 @@ class HubSpotClient:
         """One page of CRM search (5 per second per account, counted in the search budget)."""
         return self.request("POST", self.objects_path(object_type) + "/search", portal_id=portal_id,
                             search=True, json=body).json()
+
+
+def _session(retry: Retry) -> requests.Session:
+    session = requests.Session()
+    session.hooks["response"].append(stats.api_response)  # calls and 429s by endpoint, for /metrics
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Retry-After in seconds, when HubSpot sent it as a number (FACTS.md 4 calls it unconfirmed on 429s)."""
+    header = (response.headers.get("Retry-After") or "").strip()
+    try:
+        seconds = float(header) if header else None
+    except ValueError:
+        return None
+    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
+
+
+def _scopes(body: dict) -> list[str]:
+    """The scopes a MISSING_SCOPES body names, in its ``context`` or its ``errors[].context``."""
+    contexts = [body.get("context") or {}] + [e.get("context") or {} for e in body.get("errors") or []
+                                              if isinstance(e, dict)]
+    found = [s for c in contexts if isinstance(c, dict) for v in c.values()
+             for s in (v if isinstance(v, list) else [v]) if isinstance(s, str)]
+    return list(dict.fromkeys(found))
 
 
 def _requested_ids(record: dict, requested: set[str]) -> list[str]:

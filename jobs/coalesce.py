@@ -1,0 +1,210 @@
+"""Backlog batching: a delivery job takes small queued deliveries along, so one batch read serves many.
+
+Under light load HubSpot sends one event per delivery, and hubhook makes one job per delivery; when
+those pile up (a burst, a HubSpot outage just ended, workers were down) each job would cost its own
+batch read of one id. So a starting ``process_delivery`` job (the *leader*) looks at the head of the
+queue and *claims* queued delivery jobs of the same source, oldest first, until the batch holds
+``HUBHOOK_COALESCE_MAX_EVENTS`` events (default 100, the size of one full HubSpot delivery, so a
+batch never runs longer than a delivery HubSpot could have sent). A lone event waits for nothing:
+the leader only takes what is already queued.
+
+Claiming must never lose or duplicate a job, so it is one Lua script: for each chosen id, ``LREM``
+it from RQ's queue list (exactly one of RQ's dequeue and this script can remove a given id) and
+``RPUSH`` it onto a claim list owned by this run, whose lease (``job_timeout + 15 s``, as long as RQ
+waits before it calls the leader itself abandoned) is recorded in
+a sorted set. The claimed jobs' hashes stay untouched, still "queued". Then:
+
+- success: in one MULTI with handing on whatever HubSpot refused (``handoff.settle``), the claimed
+  job hashes, the claim list and the lease are deleted;
+- an unexpected exception (a bug, a job timeout): ``release`` puts the claimed ids back at the head of
+  the queue and marks them and the leader *solo* for an hour (never claimed, never claiming), so one
+  poisonous delivery cannot fail its neighbours twice; RQ retries the leader itself as usual;
+- the worker dies: ``recover``, run in every worker's maintenance pass, puts back the ids of claims
+  whose lease ran out, the same way; RQ recovers the leader itself.
+
+So each claimed delivery is processed at least once, like every other job. Lua scripts here touch
+claim lists named from their arguments: fine on one Redis, not on Redis Cluster.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from redis import Redis
+from rq import Queue, get_current_job
+from rq.job import Job
+
+from webhook_service.intake import PROCESS_DELIVERY
+
+from .connection import key
+
+log = logging.getLogger("hubhook.worker")
+LEASES = key("coalesce", "leases")
+SOLO_TTL = 3600
+LEASE_GRACE = 15            # RQ kills a job at its timeout; the batch's last writes take milliseconds
+PEEK_CHUNK = 25
+CLAIM_ROUNDS = 3
+
+_CLAIM = """
+local claimed = {}
+for i = 3, #ARGV do
+  if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    claimed[#claimed + 1] = ARGV[i]
+  end
+end
+if #claimed > 0 then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1]) end
+return claimed
+"""
+#: Put a claim's job ids back at the head of the queue in their order, mark them solo, forget the claim.
+_RETURN = """
+local function give_back(claim, list)
+  local ids = redis.call('LRANGE', list, 0, -1)
+  for i = #ids, 1, -1 do
+    redis.call('LPUSH', KEYS[2], ids[i])
+    redis.call('SET', ARGV[2] .. ids[i], '1', 'EX', ARGV[3])
+  end
+  redis.call('DEL', list)
+  redis.call('ZREM', KEYS[1], claim)
+  return #ids
+end
+local n = 0
+if ARGV[4] == 'expired' then
+  for _, claim in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[5], 'LIMIT', 0, 100)) do
+    n = n + give_back(claim, ARGV[1] .. claim)
+  end
+else
+  n = give_back(ARGV[4], ARGV[1] .. ARGV[4])
+end
+return n
+"""
+
+
+@dataclass
+class Origin:
+    """One delivery job whose events are in the batch."""
+
+    job_id: str | None
+    events: list[dict]
+    attempt: int = 0
+    leader: bool = False
+
+
+@dataclass
+class Batch:
+    """The leader's own events plus the deliveries it claimed."""
+
+    origins: list[Origin]
+    source: str = "webhook"
+    claim_id: str | None = None
+    queue_key: str = ""
+    claimed: list[str] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[dict]:
+        return [event for origin in self.origins for event in origin.events]
+
+
+def gather(redis: Redis, queue: Queue, events: list[dict], source: str, attempt: int, *, max_events: int,
+           job_timeout: int) -> Batch:
+    """The batch this job processes: its own events, plus queued small deliveries when there is room."""
+    current = get_current_job()
+    leader = Origin(current.id if current else None, events, attempt, leader=True)
+    batch = Batch([leader], source=source, queue_key=queue.key)
+    room = max_events - len(events)
+    if current is None or room <= 0 or redis.exists(_solo(current.id)):
+        return batch
+    claim_id = uuid.uuid4().hex
+    for _ in range(CLAIM_ROUNDS):  # another leader may claim some of what we saw: look again, twice at most
+        picks = _peek(redis, queue, room, source)
+        if not picks:
+            break
+        claimed = {_text(i) for i in redis.eval(
+            _CLAIM, 3, queue.key, _claim_list(claim_id), LEASES, claim_id, time.time() + job_timeout + LEASE_GRACE,
+            *[job.id for job in picks])}
+        taken = [job for job in picks if job.id in claimed]
+        if taken:
+            batch.claim_id = claim_id
+            batch.claimed += [job.id for job in taken]
+            batch.origins += [Origin(job.id, job.args[0], int(job.kwargs.get("attempt", 0))) for job in taken]
+            room -= sum(len(job.args[0]) for job in taken)
+        if len(taken) == len(picks) or room <= 0:
+            break
+    return batch
+
+
+def _peek(redis: Redis, queue: Queue, room: int, source: str) -> list[Job]:
+    """Delivery jobs of ``source`` at the head of the queue that fit in ``room`` events, oldest first;
+    stops at the first one too big, so a queue of full deliveries costs one short look."""
+    ids = [_text(i) for i in redis.lrange(queue.key, 0, room - 1)]
+    if not ids:
+        return []
+    candidates = [i for i, solo in zip(ids, redis.mget([_solo(i) for i in ids])) if solo is None]
+    picks: list[Job] = []
+    for start in range(0, len(candidates), PEEK_CHUNK):
+        try:
+            jobs = Job.fetch_many(candidates[start:start + PEEK_CHUNK], connection=redis, serializer=queue.serializer)
+        except Exception:  # a job we cannot read is left for RQ to report as it runs it
+            return picks
+        for job in jobs:
+            if job is None or job.func_name != PROCESS_DELIVERY or job.kwargs.get("source", "webhook") != source \
+                    or not job.args or not isinstance(job.args[0], list):
+                continue
+            size = len(job.args[0])
+            if size == 0 or size > room:
+                return picks
+            picks.append(job)
+            room -= size
+            if room == 0:
+                return picks
+    return picks
+
+
+def finish(pipe, batch: Batch) -> None:
+    """Queue, on ``pipe`` (a MULTI), the end of a successful batch: claimed jobs done, claim gone."""
+    if batch.claim_id is None:
+        return
+    pipe.delete(*[Job.key_for(job_id) for job_id in batch.claimed])
+    pipe.delete(_claim_list(batch.claim_id))
+    pipe.zrem(LEASES, batch.claim_id)
+
+
+def release(redis: Redis, batch: Batch) -> int:
+    """After an unexpected failure: claimed jobs back to the head of the queue, they and the leader solo."""
+    leader = batch.origins[0].job_id
+    if leader:
+        redis.set(_solo(leader), "1", ex=SOLO_TTL)
+    if batch.claim_id is None:
+        return 0
+    return int(redis.eval(_RETURN, 2, LEASES, batch.queue_key, _claim_list(""), _solo(""), SOLO_TTL,
+                          batch.claim_id))
+
+
+def recover(redis: Redis, queue: Queue) -> int:
+    """Give back the claims of workers that died mid-batch (leases past due); run in maintenance.
+    hubhook has one queue (jobs.connection), so every claim came from ``queue``."""
+    returned = int(redis.eval(_RETURN, 2, LEASES, queue.key, _claim_list(""), _solo(""), SOLO_TTL, "expired",
+                              time.time()))
+    if returned:
+        log.warning("returned %d claimed deliveries of a worker that died mid-batch to the queue", returned)
+    return returned
+
+
+def claimed_count(redis: Redis) -> int:
+    """Deliveries currently claimed by running batches (they are in no RQ queue or registry meanwhile)."""
+    claims: list = list(redis.zrange(LEASES, 0, -1))  # type: ignore[arg-type]
+    return sum(int(redis.llen(_claim_list(_text(c)))) for c in claims)  # type: ignore[misc, arg-type]
+
+
+def _claim_list(claim_id: str) -> str:
+    return key("coalesce", "claim", claim_id)
+
+
+def _solo(job_id: str) -> str:
+    return key("coalesce", "solo", job_id)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
