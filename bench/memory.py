@@ -1,0 +1,101 @@
+"""Redis memory per queued event: how big a backlog fits in Redis.
+
+Why it matters: enrichment is ~100x slower than the receiver (research/RELIABILITY_PERF.md B4), so
+a burst (a 100k-contact import) waits in Redis; at 200 bytes an event a 1M-event backlog needs
+200 MB. Deliveries go through the receiver's real path (Flask app, signature, validation, dedupe,
+one job per delivery) in-process, no HTTP, on a private redis-server; the figure is the growth of
+INFO used_memory divided by events, with hubhook's 48 h dedupe keys and without them (they are
+deleted and memory is read again). The baseline is the bare endpoint's single RQ job per delivery
+(bench/bare_app.py), with the same serializer, in the same run.
+
+    .venv/bin/python bench/memory.py [--events 100000]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from redis import Redis  # noqa: E402
+
+from bench import bare_app, harness, loadgen  # noqa: E402
+from bench.results import emit  # noqa: E402
+from webhook_service.app import create_app  # noqa: E402
+from webhook_service.config import Config  # noqa: E402
+from webhook_service.signature import signed_headers  # noqa: E402
+
+GOAL = 200
+
+
+def post_all(client, deliveries: int, events: int) -> None:
+    """Sign and post ``deliveries`` distinct deliveries through the app's real request path."""
+    object_ids = itertools.cycle(range(1, 10_001))
+    for _ in range(deliveries):
+        body = loadgen.delivery(events, object_ids, int(time.time() * 1000))
+        response = client.post("/webhooks/hubspot", data=body,
+                               headers=signed_headers(harness.SECRET, body, harness.SIGNED_URL))
+        if response.status_code != 200:
+            raise RuntimeError(f"delivery refused: {response.status_code} {response.get_data(as_text=True)}")
+
+
+def used(redis: Redis) -> int:
+    return int(redis.info("memory")["used_memory"])
+
+
+def measure(redis: Redis, client, deliveries: int, events: int) -> tuple[float, int]:
+    """Bytes per event added by ``deliveries`` deliveries of ``events`` events; and the total bytes."""
+    post_all(client, 1, events)  # connections and lazily built state exist before the first reading
+    redis.flushall()
+    before = used(redis)
+    post_all(client, deliveries, events)
+    grown = used(redis) - before
+    return grown / (deliveries * events), before
+
+
+def drop_dedupe_keys(redis: Redis) -> int:
+    dropped = 0
+    batch = []
+    for key in redis.scan_iter(match="hubhook:seen:*", count=5000):
+        batch.append(key)
+        if len(batch) == 5000:
+            dropped += redis.unlink(*batch)
+            batch = []
+    return dropped + (redis.unlink(*batch) if batch else 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000, help="events per measurement (100-event deliveries)")
+    parser.add_argument("--single", type=int, default=3_000, help="1-event deliveries per measurement")
+    args = parser.parse_args()
+    with harness.redis_server(appendonly=False) as server:
+        redis = Redis.from_url(server.url)
+        config = Config(redis_url=server.url, client_secrets=(harness.SECRET,), webhook_url=harness.SIGNED_URL,
+                        max_queue_depth=0)
+        clients = {"hubhook": create_app(config).test_client(),
+                   "bare": bare_app.create_app(harness.SECRET, harness.SIGNED_URL, server.url).test_client()}
+        for events, deliveries in ((100, args.events // 100), (1, args.single)):
+            total = deliveries * events
+            bare, _ = measure(redis, clients["bare"], deliveries, events)
+            with_keys, before = measure(redis, clients["hubhook"], deliveries, events)
+            dropped = drop_dedupe_keys(redis)
+            without_keys = (used(redis) - before) / total
+            print(f"\n{deliveries:,} deliveries of {events} events ({total:,} events), INFO used_memory growth:")
+            print(f"  hubhook, with dedupe keys ({dropped:,} keys): {with_keys:7.0f} B/event  "
+                  f"-> 1M events: {with_keys * 1e6 / 2**20:,.0f} MiB")
+            print(f"  hubhook, jobs only:                {without_keys:7.0f} B/event")
+            print(f"  bare (one plain RQ job/delivery):  {bare:7.0f} B/event")
+            goal = f"<= {GOAL} B/event" if events == 100 else "(reported)"
+            emit(f"Redis memory per queued event, {events}-event deliveries, with dedupe keys", f"{with_keys:.0f} B",
+                 goal=goal, met=with_keys <= GOAL if events == 100 else None, baseline=f"bare RQ job {bare:.0f} B")
+            emit(f"Redis memory per queued event, {events}-event deliveries, without dedupe keys",
+                 f"{without_keys:.0f} B", goal=goal, met=without_keys <= GOAL if events == 100 else None,
+                 baseline=f"bare RQ job {bare:.0f} B")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""One line per figure, so `bench/run_all.py` can build the results table from any bench's output.
+
+Why a line format and not return values: every bench runs as its own process (a crashed or leaking
+bench cannot spoil the next one), so the figures cross a pipe. A bench calls ``emit()``; the runner
+calls ``parse()`` on the captured output. Each figure carries the baseline measured in the same run,
+because this box is shared and noisy: ratios travel between machines, absolute numbers do not.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass
+
+PREFIX = "BENCH-RESULT "
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure, its goal and the same-run baseline it should be read against."""
+
+    figure: str
+    value: str
+    goal: str
+    met: bool | None
+    baseline: str = ""
+    source: str = ""
+
+
+def emit(figure: str, value: str, *, goal: str, met: bool | None, baseline: str = "") -> None:
+    """Print one figure as a machine-readable line (and it stays readable to a person)."""
+    print(PREFIX + json.dumps(asdict(Figure(figure, value, goal, met, baseline))), flush=True)
+
+
+def parse(text: str, source: str = "") -> list[Figure]:
+    """Every figure a bench printed, in order; lines that are not figures are ignored."""
+    figures = []
+    for line in text.splitlines():
+        if line.startswith(PREFIX):
+            data = json.loads(line[len(PREFIX):])
+            figures.append(Figure(**{**data, "source": data.get("source") or source}))
+    return figures
+
+
+def machine() -> str:
+    """What the numbers were measured on, e.g. "2 vCPU AMD EPYC, shared (app + Redis + load generator)"."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{os.cpu_count()} vCPU {model}, shared by app, Redis and load generator; loopback"
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of ``values``; NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+def table(figures: list[Figure], machine_text: str) -> str:
+    """The Markdown results table of the README: figure, result, goal, same-run baseline, machine."""
+    mark = {True: "yes", False: "**no**", None: "n/a"}
+    short = f"shared {os.cpu_count()} vCPU"
+    lines = ["| Figure | Result | Goal | Met | Baseline (same run) | Machine | Bench |", "|---|---|---|---|---|---|---|"]
+    for f in figures:
+        cells = [f.figure, f.value, f.goal, mark[f.met], f.baseline or "-", short, f"`{f.source}`" if f.source else "-"]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    lines.append("")
+    lines.append(f"Machine: {machine_text}.")
+    return "\n".join(lines)
