@@ -18,6 +18,8 @@ from rq.registry import FailedJobRegistry
 
 from webhook_service.config import Config
 
+from . import pending
+from .bookkeeping import delivery_events
 from .connection import queue as build_queue
 
 DELIVERY = "delivery"
@@ -32,6 +34,14 @@ class DeadLetter:
     description: str
     failed_at: datetime | None
     error: str
+    events: int = 0          # events of a parked delivery (they count as pending again once replayed)
+
+    def age(self, now: datetime | None = None) -> float | None:
+        """Seconds since it failed, or None when RQ did not record when."""
+        if self.failed_at is None:
+            return None
+        failed = self.failed_at if self.failed_at.tzinfo else self.failed_at.replace(tzinfo=timezone.utc)
+        return ((now or datetime.now(timezone.utc)) - failed).total_seconds()
 
 
 def dead_letters(config: Config) -> list[DeadLetter]:
@@ -46,7 +56,7 @@ def dead_letters(config: Config) -> list[DeadLetter]:
             continue
         error = ((job.latest_result().exc_string if job.latest_result() else "") or "").strip().splitlines()
         letters.append(DeadLetter(job_id, job.meta.get("handler", DELIVERY), job.description or "",
-                                  job.ended_at, error[-1][:200] if error else ""))
+                                  job.ended_at, error[-1][:200] if error else "", delivery_events(job)))
     return sorted(letters, key=lambda d: d.failed_at or datetime.min.replace(tzinfo=timezone.utc))
 
 
@@ -55,21 +65,45 @@ def counts_by_handler(config: Config) -> Counter:
     return Counter(d.handler for d in dead_letters(config))
 
 
-def replay(config: Config, *, handler: str | None = None, dry_run: bool = False) -> Iterator[str]:
-    """Requeue the dead letters (of one handler); yield one line per job and a summary."""
+def replay(config: Config, *, handler: str | None = None, dry_run: bool = False, older_than: float | None = None,
+           newer_than: float | None = None) -> Iterator[str]:
+    """Requeue the dead letters (of one handler; failed more than ``older_than`` / less than ``newer_than``
+    seconds ago); yield one line per job and a summary."""
     letters = dead_letters(config)
-    chosen = [d for d in letters if handler is None or d.handler == handler]
+    chosen = [d for d in letters if (handler is None or d.handler == handler) and _in_age(d, older_than, newer_than)]
     if not chosen:
-        if handler and letters:
+        if letters and (older_than is not None or newer_than is not None):
+            ages = [a for a in (d.age() for d in letters) if a is not None]
+            span = f" (they failed {_span(min(ages))} to {_span(max(ages))} ago)" if ages else ""
+            yield f"nothing to replay in that age range; {len(letters)} dead letter(s) in all{span}"
+        elif handler and letters:
             names = ", ".join(sorted({d.handler for d in letters}))
             yield f"no dead letters for handler {handler!r}; there are dead letters for: {names}"
         else:
             yield "nothing to replay: the dead-letter registry is empty" + (f" for {handler!r}" if handler else "")
         return
-    registry = FailedJobRegistry(queue=build_queue(config))
+    queue = build_queue(config)
+    registry = FailedJobRegistry(queue=queue)
     for letter in chosen:
         if not dry_run:
             registry.requeue(letter.job_id)
+            pending.requeued(queue.connection, letter.events)
         yield f"{'would replay' if dry_run else 'replayed'} {letter.job_id} [{letter.handler}] {letter.description}" \
               f" (last error: {letter.error or 'unknown'})"
     yield f"{len(chosen)} job(s) {'would be ' if dry_run else ''}requeued"
+
+
+def _in_age(letter: DeadLetter, older_than: float | None, newer_than: float | None) -> bool:
+    if older_than is None and newer_than is None:
+        return True
+    age = letter.age()
+    if age is None:
+        return False
+    return (older_than is None or age >= older_than) and (newer_than is None or age <= newer_than)
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"

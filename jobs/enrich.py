@@ -4,6 +4,11 @@ Changes are grouped by object first (ten changes to one deal are one fetch), the
 one (portal, type) is read in calls of 100 ids with the union of the properties its handlers
 declared, and every declared association type in v4 batch calls of 1,000 ids. Objects whose latest
 change is a deletion are not fetched at all: their record is None.
+
+A HubSpot error fails only what it concerns: a 403 MISSING_SCOPES or a 4xx fails that (portal,
+type) group; a 429, a 5xx after the client's retries or a missing token fails the rest of that
+portal's groups, without further calls. ``fetch_groups`` reports those failures per object so the
+job can dispatch everything else and hand the failed objects on (rescheduled or parked).
 """
 from __future__ import annotations
 
@@ -11,6 +16,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from webhook_service.errors import (
+    HubSpotAPIError,
+    NoToken,
+    RateLimited,
+    TransientAPIError,
+)
 from webhook_service.router import Handler, object_name
 
 from .hubspot import HubSpotClient
@@ -60,11 +71,23 @@ def group_changes(events: Iterable[dict]) -> list[ObjectChanges]:
 
 
 def fetch(client: HubSpotClient, work: list[tuple[ObjectChanges, list[Handler]]]) -> dict[tuple, Enrichment]:
-    """Read records and declared associations for every object some handler will see."""
+    """Read records and declared associations for every object some handler will see; raise the first
+    HubSpot error."""
+    result, failed = fetch_groups(client, work)
+    if failed:
+        raise next(iter(failed.values()))
+    return result
+
+
+def fetch_groups(client: HubSpotClient, work: list[tuple[ObjectChanges, list[Handler]]]
+                 ) -> tuple[dict[tuple, Enrichment], dict[tuple, HubSpotAPIError]]:
+    """Like ``fetch``, but a failing (portal, type) group fails only its own objects: returns the
+    enrichments of the objects fetched and the error of each object that could not be."""
     result = {item.key: Enrichment() for item, _ in work}
     records: dict[tuple[int, str], set[str]] = defaultdict(set)
     properties: dict[tuple[int, str], set[str]] = defaultdict(set)
     links: dict[tuple[int, str, str], set[str]] = defaultdict(set)
+    history: dict[tuple[int, str], set[str]] = defaultdict(set)   # for from_= filters only
     for item, handlers in work:
         if item.deleted:
             continue
@@ -72,26 +95,51 @@ def fetch(client: HubSpotClient, work: list[tuple[ObjectChanges, list[Handler]]]
         records[scope].add(item.object_id)
         for handler in handlers:
             properties[scope].update(handler.properties)
+            history[scope].update(handler.history_properties)
             for name in handler.associations:
                 links[(*scope, name)].add(item.object_id)
         if any(h.properties for h in handlers):
             properties[scope].update(c["propertyName"] for c in item.changes if c.get("propertyName"))
-    for (portal, object_type), ids in records.items():
-        for object_id, record in _read(client, portal, object_type, sorted(ids), properties[(portal, object_type)]):
-            result[(portal, object_type, object_id)].record = record
-    for (portal, object_type, name), ids in links.items():
-        found = client.batch_associations(object_type, name, sorted(ids), portal_id=portal)
-        for object_id in ids:
-            result[(portal, object_type, object_id)].associations[name] = found.get(object_id, [])
+    failed_groups: dict[tuple[int, str], HubSpotAPIError] = {}
+    stopped: dict[int, HubSpotAPIError] = {}
+    for portal, object_type in sorted(records):
+        if portal in stopped:
+            failed_groups[(portal, object_type)] = stopped[portal]
+            continue
+        try:
+            _fetch_group(client, result, portal, object_type, records[(portal, object_type)],
+                         properties[(portal, object_type)],
+                         {n: ids for (p, t, n), ids in links.items() if (p, t) == (portal, object_type)},
+                         history=history[(portal, object_type)])
+        except HubSpotAPIError as exc:
+            failed_groups[(portal, object_type)] = exc
+            if isinstance(exc, (RateLimited, TransientAPIError, NoToken)):
+                stopped[portal] = exc
+    failed = {item.key: failed_groups[item.key[:2]] for item, _ in work
+              if not item.deleted and item.key[:2] in failed_groups}
     for item, handlers in work:  # every declared association type is present, even when empty
         for handler in handlers:
             for name in handler.associations:
                 result[item.key].associations.setdefault(name, [])
-    return result
+    return {k: v for k, v in result.items() if k not in failed}, failed
+
+
+def _fetch_group(client: HubSpotClient, result: dict[tuple, Enrichment], portal: int, object_type: str,
+                 ids: set[str], properties: set[str], links: dict[str, set[str]], *,
+                 history: set[str] = frozenset()) -> None:
+    for object_id, record in _read(client, portal, object_type, sorted(ids), properties, history):
+        result[(portal, object_type, object_id)].record = record
+    for name, linked in sorted(links.items()):
+        found = client.batch_associations(object_type, name, sorted(linked), portal_id=portal)
+        for object_id in linked:
+            result[(portal, object_type, object_id)].associations[name] = found.get(object_id, [])
 
 
 def _read(client: HubSpotClient, portal: int, object_type: str, ids: list[str],
-          properties: set[str]) -> Iterable[tuple[str, dict | None]]:
+          properties: set[str], history: set[str] = frozenset()) -> Iterable[tuple[str, dict | None]]:
     if object_type == "conversation":  # threads have no batch endpoint
         return ((i, client.get_thread(i, portal_id=portal)) for i in ids)
+    if history:
+        return client.batch_read(object_type, ids, sorted(properties), portal_id=portal,
+                                 history=sorted(history)).items()
     return client.batch_read(object_type, ids, sorted(properties), portal_id=portal).items()

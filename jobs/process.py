@@ -5,40 +5,65 @@ calls each (handler, object) pair once. A handler that raises does not fail the 
 own ``run_handler`` job, scheduled with backoff, that re-fetches fresh data for that one object and
 calls only that handler; when its retries are spent RQ parks it in the failed-job registry, hubhook's
 dead-letter registry, where ``hubhook replay`` finds it by handler name.
+
+A delivery job also takes small deliveries queued behind it along (``jobs.coalesce``), and hands on
+what HubSpot refused, rescheduled or parked (``jobs.handoff``), so it fails only on a bug.
 """
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from rq import Retry
+from redis.exceptions import RedisError
 
+from webhook_service.errors import (
+    MissingScopes,
+    NoToken,
+    RateLimited,
+    TransientAPIError,
+)
 from webhook_service.events import Event
 from webhook_service.router import Handler
 
-from . import context, enrich
+from . import coalesce, context, dispatch, enrich, handoff, observe, reconcile
 from .enrich import Enrichment, ObjectChanges
+from .hubspot import HubSpotClient
+from .portal_client import PortalClient
 
 log = logging.getLogger("hubhook.worker")
-RUN_HANDLER = "jobs.process.run_handler"
-DEAD_LETTER_TTL = 30 * 86400
+RUN_HANDLER = handoff.RUN_HANDLER
+DEAD_LETTER_TTL = handoff.DEAD_LETTER_TTL
+_EXPECTED = (RateLimited, MissingScopes, NoToken, TransientAPIError)
 
 
-def process_delivery(events: list[dict], source: str = "webhook") -> dict:
-    """Enrich and dispatch one delivery; raises only when HubSpot itself fails (RQ retries the job)."""
+def process_delivery(events: list[dict], source: str = "webhook", attempt: int = 0) -> dict:
+    """Enrich and dispatch one delivery (and the small ones queued behind it); hand on what HubSpot
+    refused. ``attempt`` counts earlier HubSpot failures of this work (jobs.handoff)."""
     ctx = context.current()
-    work = [(item, hs) for item in enrich.group_changes(events) if (hs := _handlers_for(ctx.router.handlers, item))]
-    fetched = enrich.fetch(ctx.webhook_client, work) if work else {}
-    calls = failures = 0
-    for item, handlers in work:
-        for handler in handlers:
-            calls += 1
-            if not _call(ctx, handler, item, fetched[item.key], source):
-                failures += 1
-                _schedule_retry(ctx, handler, item, source)
-    log.info("job done: %d events, %d objects, %d handler calls, %d failed (retried alone), source=%s",
-             len(events), len(work), calls, failures, source)
-    return {"events": len(events), "objects": len(work), "calls": calls, "failures": failures}
+    batch = coalesce.gather(ctx.redis, ctx.queue, events, source, attempt,
+                            max_events=ctx.config.coalesce_max_events, job_timeout=ctx.config.job_timeout)
+    try:
+        if source == "webhook":  # so reconciliation polling does not deliver these changes a second time
+            reconcile.note_webhook_changes(ctx.redis, batch.events, ctx.config.reconcile_interval)
+        work = [(item, hs) for item in enrich.group_changes(dispatch.drop_echoes(ctx.config, batch.events))
+                if (hs := _handlers_for(ctx.router.handlers, item))]
+        fetched, failed = enrich.fetch_groups(_client(ctx, source), work) if work else ({}, {})
+        calls = failures = 0
+        for item, handlers in work:
+            for handler in (dispatch.selected(handlers, item, fetched[item.key], source) if item.key in fetched
+                            else ()):
+                calls += 1
+                failures += not _call(ctx, handler, item, fetched[item.key], source)
+        with ctx.redis.pipeline() as pipe:
+            handed = handoff.settle(pipe, ctx.queue, ctx.config, batch,
+                                    [(item, failed[item.key]) for item, _ in work if item.key in failed])
+            pipe.execute()
+    except BaseException:
+        _release(ctx, batch)
+        raise
+    observe.job_done(batch.events, objects=len(work), calls=calls, failures=failures, source=source,
+                     deliveries=len(batch.origins), **handed)
+    return {"events": len(batch.events), "deliveries": len(batch.origins), "objects": len(work), "calls": calls,
+            "failures": failures, **handed}
 
 
 def run_handler(handler_name: str, changes: list[dict], source: str = "webhook") -> dict:
@@ -46,9 +71,12 @@ def run_handler(handler_name: str, changes: list[dict], source: str = "webhook")
     ctx = context.current()
     handler = ctx.router.get(handler_name)
     (item,) = enrich.group_changes(changes)
-    enrichment = enrich.fetch(ctx.webhook_client, [(item, [handler])])[item.key]
-    handler.fn(_event(ctx, handler, item, enrichment, source))
-    log.info("handler %s succeeded on retry for %s %s", handler_name, item.object_type, item.object_id)
+    try:
+        enrichment = enrich.fetch(_client(ctx, source), [(item, [handler])])[item.key]
+        with observe.handler_run(handler_name, item, source, attempt="retry", expected=_EXPECTED):
+            handler.fn(_event(ctx, handler, item, enrichment, source))
+    except (RateLimited, MissingScopes, NoToken) as exc:  # no retry spent: rescheduled after the wait, or parked
+        return handoff.defer_running_handler(ctx.queue, ctx.config, handler_name, changes, source, item, exc)
     return {"handler": handler_name, "object": f"{item.object_type}:{item.object_id}"}
 
 
@@ -63,28 +91,33 @@ def _event(ctx: context.Context, handler: Handler, item: ObjectChanges, enrichme
         object_type=item.object_type, object_id=item.object_id, portal_id=item.portal_id,
         subscription_type=f"{item.object_type}.{latest['subscriptionType'].split('.', 1)[1]}",
         source=source, changes=item.changes, record=enrichment.record, associations=enrichment.associations,
-        merged_object_ids=item.merged_ids, handler=handler.name, hubspot=ctx.webhook_client,
-        lock_factory=ctx.lock,
+        merged_object_ids=item.merged_ids, handler=handler.name,
+        hubspot=PortalClient(_client(ctx, source), item.portal_id), lock_factory=ctx.lock,
     )
 
 
 def _call(ctx: context.Context, handler: Handler, item: ObjectChanges, enrichment: Enrichment,
           source: str) -> bool:
-    try:
-        handler.fn(_event(ctx, handler, item, enrichment, source))
-    except Exception:
-        log.exception("handler %s failed for %s %s; it will be retried alone",
-                      handler.name, item.object_type, item.object_id)
+    try:  # observe logs the failure (no traceback when HubSpot refused a write-back: _EXPECTED)
+        with observe.handler_run(handler.name, item, source, expected=_EXPECTED):
+            handler.fn(_event(ctx, handler, item, enrichment, source))
+    except Exception as exc:
+        done = handoff.retry_handler(ctx.queue, ctx.config, handler.name, item, source, exc)
+        log.info("handler %s for %s %s %s", handler.name, item.object_type, item.object_id,
+                 "parked in the dead-letter registry" if done == "parked" else "will be retried alone")
         return False
     return True
 
 
-def _schedule_retry(ctx: context.Context, handler: Handler, item: ObjectChanges, source: str) -> None:
-    first, *rest = ctx.config.handler_retries or (0,)
-    ctx.queue.enqueue_in(
-        timedelta(seconds=first), RUN_HANDLER, handler.name, item.changes, source,
-        retry=Retry(max=len(rest), interval=list(rest)) if rest else None,
-        description=f"retry {handler.name} for {item.object_type} {item.object_id}",
-        meta={"handler": handler.name, "object": f"{item.object_type}:{item.object_id}"},
-        job_timeout=ctx.config.job_timeout, result_ttl=0, failure_ttl=DEAD_LETTER_TTL,
-    )
+def _client(ctx: context.Context, source: str) -> HubSpotClient:
+    """Polled work draws on the poll share of the budget, so webhook work keeps priority."""
+    return ctx.poll_client if source == "poll" else ctx.webhook_client
+
+
+def _release(ctx: context.Context, batch: coalesce.Batch) -> None:
+    try:
+        coalesce.release(ctx.redis, batch)
+    except RedisError as exc:  # the claim's lease runs out and maintenance gives the deliveries back
+        log.error("could not give back %d claimed deliveries now (%s); they return when the claim's lease ends",
+                  len(batch.claimed), type(exc).__name__)
+

@@ -5,7 +5,9 @@ RQ recovers a job whose worker died only in a maintenance pass, after the job's 
 running job lasts its timeout plus 15 s (a job past its timeout is killed anyway), an idle worker
 wakes every 15 s, and maintenance runs every 15 s, so an abandoned job is requeued within about
 ``job_timeout + 45`` seconds. Jobs run in the worker process (no fork per job: ~4 ms instead of ~22 ms
-a job), with RQ's timeout still enforced by SIGALRM.
+a job), with RQ's timeout still enforced by SIGALRM. Where RQ's own recovery stalls when a worker
+dies at the wrong moment (its scheduler lock, its maintenance lock, a job caught between dequeue and
+start, a re-run job's stale execution), ``jobs.recovery`` retunes it.
 """
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ import logging
 
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.utils import now
 from rq.worker import SimpleWorker
 
 from webhook_service.config import Config
 from webhook_service.router import Router
 
-from . import context
+from . import coalesce, context, recovery
+from .bookkeeping import BookkeepingMixin
 
 HEARTBEAT_GRACE = 15
 WORKER_TTL = 30
@@ -27,13 +31,29 @@ MAINTENANCE_INTERVAL = 15
 log = logging.getLogger("hubhook.worker")
 
 
-class HubhookWorker(SimpleWorker):
+class HubhookWorker(BookkeepingMixin, SimpleWorker):
     """SimpleWorker with short heartbeats, so abandoned jobs are found in seconds, not minutes."""
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         if job.timeout is None or job.timeout < 0:
             return super().get_heartbeat_ttl(job, working_time)
         return int(job.timeout) + HEARTBEAT_GRACE
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        recovery.forget_lost_executions(job)
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+
+    def clean_registries(self) -> None:
+        """RQ's maintenance pass with hubhook's recovery timings (jobs.recovery)."""
+        for queue in self.queues:
+            if recovery.maintain(self, queue):
+                self.log.info("Worker %s: cleaned registries for queue: %s", self.name, queue.name)
+        self.last_cleaned_at = now()
+
+    def run_maintenance_tasks(self) -> None:
+        recovery.release_dead_scheduler_locks(self.connection, [q.name for q in self.queues])
+        super().run_maintenance_tasks()
+        coalesce.recover(self.connection, self.queues[0])  # deliveries claimed by a worker that died mid-batch
 
 
 def build_worker(config: Config, router: Router | None = None, *, name: str | None = None) -> HubhookWorker:

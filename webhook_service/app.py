@@ -10,8 +10,10 @@ import logging
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from . import logs
 from .config import Config
-from .views import bp, error
+from .metrics import bp as metrics_bp
+from .views import bp, error, refuse
 
 log = logging.getLogger("hubhook.receiver")
 
@@ -22,16 +24,22 @@ def create_app(config: Config | None = None) -> Flask:
 
     config = (config or Config.from_env()).require_secret()
     app = Flask("webhook_service")
-    app.config.update(HUBHOOK=config, MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False)
+    # The cap + 1: a chunked body is cut there silently, so the view can tell "at the cap" from "over it".
+    app.config.update(HUBHOOK=config, MAX_CONTENT_LENGTH=config.max_body_bytes + 1, JSON_SORT_KEYS=False)
     redis = redis_client(config)
     app.extensions["hubhook.redis"] = redis
     app.extensions["hubhook.queue"] = queue(config, redis)
     app.register_blueprint(bp)
+    app.register_blueprint(metrics_bp)
+    logs.add_secrets([*config.client_secrets, config.access_token])
+    if config.client_id:  # an OAuth app: /oauth/install and /oauth/callback
+        from .oauth_views import bp as oauth_bp
+        app.register_blueprint(oauth_bp)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if exc.code == 413:
-            return error(413, f"body is larger than {config.max_body_bytes} bytes")
+            return refuse(413, "too_large", f"body is larger than {config.max_body_bytes} bytes")
         return error(exc.code or 500, exc.name)
 
     @app.errorhandler(Exception)

@@ -5,7 +5,6 @@ prints a traceback for a bad setting or argument.
 """
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import sys
@@ -22,9 +21,13 @@ def _config(handlers: str | None = None, **overrides) -> Config:
     return Config.from_env(**overrides)
 
 
-def _logging() -> None:
-    logging.basicConfig(level=os.environ.get("HUBHOOK_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def _logging(config: Config | None = None) -> None:
+    """JSON lines on stderr (HUBHOOK_LOG_FORMAT=text for a terminal); the config's secrets are redacted."""
+    from . import logs
+
+    logs.configure(os.environ.get("HUBHOOK_LOG_LEVEL", "INFO"), os.environ.get("HUBHOOK_LOG_FORMAT", "json"))
+    if config is not None:
+        logs.add_secrets([*config.client_secrets, config.access_token])
 
 
 handlers_option = click.option("--handlers", metavar="MODULE:ATTR", help="Your Router (default: $HUBHOOK_HANDLERS).")
@@ -41,11 +44,14 @@ def cli() -> None:
 @click.option("--threads", type=int, default=8, show_default=True)
 def web(port: int | None, workers: int, threads: int) -> None:
     """Serve the webhook receiver (gunicorn, gthread) on $PORT."""
+    from .metrics import prepare_metrics_dir
+
     config = _config(**({"port": port} if port else {})).require_secret()
     gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    argv = [gunicorn, "--bind", f"0.0.0.0:{config.port}", "--worker-class", "gthread", "--workers", str(workers),
-            "--threads", str(threads), "--no-control-socket", "--graceful-timeout", "20", "--timeout", "30",
-            "--access-logfile", "-", "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+    prepare_metrics_dir()  # before exec: every gunicorn worker must see the same PROMETHEUS_MULTIPROC_DIR
+    argv = [gunicorn, "-c", "python:webhook_service.gunicorn_conf", "--bind", f"0.0.0.0:{config.port}",
+            "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+            "--no-control-socket", "--graceful-timeout", "20", "--timeout", "30",
             "webhook_service.app:create_app()"]
     os.execv(gunicorn, argv)
 
@@ -58,8 +64,9 @@ def worker(handlers: str | None, burst: bool, name: str | None) -> None:
     """Run a worker: enrich deliveries and call your handlers."""
     from jobs.worker import run
 
-    _logging()
-    run(_config(handlers), burst=burst, name=name)
+    config = _config(handlers)
+    _logging(config)
+    run(config, burst=burst, name=name)
 
 
 @cli.command()
@@ -69,10 +76,14 @@ def worker(handlers: str | None, burst: bool, name: str | None) -> None:
 @click.option("--since", metavar="DATE", help="With --backfill: start here (YYYY-MM-DD or ISO-8601).")
 def poll(handlers: str | None, once: bool, backfill: bool, since: str | None) -> None:
     """Feed handlers of types HubSpot sends no webhooks for, from the CRM search API."""
+    from jobs import stats
+    from jobs.connection import redis_client
     from jobs.poller import run
 
-    _logging()
-    run(_config(handlers), once=once, backfill=backfill, since=since)
+    config = _config(handlers)
+    _logging(config)
+    stats.start_autoflush(redis_client(config))  # the poller's HubSpot calls reach /metrics too
+    run(config, once=once, backfill=backfill, since=since)
 
 
 @cli.command("send-test-event")
@@ -107,13 +118,40 @@ def send_test_event(subscription_type: str, object_id: int, prop: str | None, va
 
 @cli.command()
 @click.option("--handler", "handler_name", help="Only dead letters of this handler.")
+@click.option("--older-than", metavar="AGE", help="Only work that failed at least AGE ago (90s, 15m, 2h, 3d).")
+@click.option("--newer-than", metavar="AGE", help="Only work that failed at most AGE ago.")
 @click.option("--dry-run", is_flag=True, help="List what would be replayed.")
-def replay(handler_name: str | None, dry_run: bool) -> None:
-    """Re-run what is in the dead-letter registry (all, or one handler's)."""
+def replay(handler_name: str | None, older_than: str | None, newer_than: str | None, dry_run: bool) -> None:
+    """Re-run what is in the dead-letter registry (all, one handler's, by age)."""
     from jobs.deadletter import replay as do_replay
 
-    for line in do_replay(_config(), handler=handler_name, dry_run=dry_run):
+    from .ops_cli import parse_duration
+
+    ages = {"older_than": parse_duration(older_than, "--older-than"),
+            "newer_than": parse_duration(newer_than, "--newer-than")}
+    for line in do_replay(_config(), handler=handler_name, dry_run=dry_run, **ages):
         click.echo(line)
+
+
+def _add_operator_commands() -> None:
+    from .ops_cli import inspect, run, status
+
+    for command in (status, inspect, run):
+        cli.add_command(command)
+
+
+_add_operator_commands()
+
+
+def _what_exists(ctx: click.Context | None) -> str:
+    """``(commands: ...)`` or ``(options of `hubhook status`: ...)`` for a usage error's line."""
+    if ctx is None:
+        return ""
+    if isinstance(ctx.command, click.Group):
+        return f"(commands: {', '.join(sorted(ctx.command.commands))})"
+    arguments = [p.human_readable_name for p in ctx.command.params if isinstance(p, click.Argument)]
+    options = ["/".join(p.opts) for p in ctx.command.params if isinstance(p, click.Option)] + ["-h/--help"]
+    return f"(usage: {' '.join([ctx.command_path, *arguments])} [OPTIONS]; options: {', '.join(options)})"
 
 
 def main() -> None:
@@ -122,6 +160,9 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
+    except click.UsageError as exc:  # one line, with what exists instead of a usage block
+        click.echo(f"hubhook: error: {exc.format_message()} {_what_exists(exc.ctx)}".rstrip(), err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -16,6 +16,8 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_API_BASE_URL = "https://api.hubapi.com"
 DEFAULT_API_VERSION = "2026-09"
 DEFAULT_WEBHOOK_TYPES = ("contact", "company", "deal", "conversation")
+DEFAULT_OAUTH_AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
+DEFAULT_OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,16 @@ class Config:
     search_limit: int = 5
     port: int = 8000
     portal_id: int = 0
+    client_id: str | None = None
+    oauth_scopes: tuple[str, ...] = DEFAULT_OAUTH_SCOPES
+    oauth_redirect_url: str | None = None
+    oauth_authorize_url: str = DEFAULT_OAUTH_AUTHORIZE_URL
+    poll_share: float = 0.5
+    coalesce_max_events: int = 100
+    max_queue_depth: int = 100_000
+    backpressure_retry_after: int = 60
+    ignore_sources: tuple[str, ...] = ()
+    history_ttl: int = 7 * 86400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
@@ -70,6 +82,16 @@ class Config:
             job_timeout=int(_number(env, "HUBHOOK_JOB_TIMEOUT", 60)),
             port=int(_number(env, "PORT", 8000)),
             portal_id=int(_number(env, "HUBSPOT_PORTAL_ID", 0)),
+            client_id=env.get("HUBSPOT_CLIENT_ID") or None,
+            oauth_scopes=_csv(env.get("HUBHOOK_OAUTH_SCOPES", "").replace(" ", ",")) or DEFAULT_OAUTH_SCOPES,
+            oauth_redirect_url=env.get("HUBHOOK_OAUTH_REDIRECT_URL") or None,
+            oauth_authorize_url=env.get("HUBSPOT_OAUTH_AUTHORIZE_URL") or DEFAULT_OAUTH_AUTHORIZE_URL,
+            poll_share=_number(env, "HUBHOOK_POLL_SHARE", 0.5),
+            coalesce_max_events=int(_number(env, "HUBHOOK_COALESCE_MAX_EVENTS", 100)),
+            max_queue_depth=int(_number(env, "HUBHOOK_MAX_QUEUE_DEPTH", 100_000)),
+            backpressure_retry_after=int(_number(env, "HUBHOOK_BACKPRESSURE_RETRY_AFTER", 60)),
+            ignore_sources=_csv(env.get("HUBHOOK_IGNORE_SOURCES")),
+            history_ttl=int(_number(env, "HUBHOOK_HISTORY_TTL", 7 * 86400)),
         )
         return replace(config, **overrides).validated()
 
@@ -86,6 +108,16 @@ class Config:
         if self.webhook_url and urlparse(self.webhook_url).scheme not in ("http", "https"):
             raise ConfigError("HUBHOOK_WEBHOOK_URL must be the full public URL HubSpot posts to, "
                               "e.g. https://hooks.example.com/webhooks/hubspot")
+        if not 0 < self.poll_share <= 1:
+            raise ConfigError(f"HUBHOOK_POLL_SHARE must be a fraction above 0 and at most 1 (e.g. 0.5), "
+                              f"got {self.poll_share}")
+        if self.client_id and not self.client_secrets:
+            raise ConfigError("HUBSPOT_CLIENT_ID is set but HUBSPOT_CLIENT_SECRET is not: the OAuth app needs "
+                              "both (copy them from the app's Auth tab)")
+        for name, url in (("HUBHOOK_OAUTH_REDIRECT_URL", self.oauth_redirect_url),
+                          ("HUBSPOT_OAUTH_AUTHORIZE_URL", self.oauth_authorize_url)):
+            if url and urlparse(url).scheme not in ("http", "https"):
+                raise ConfigError(f"{name} must be a full http(s) URL, got {url[:60]!r}")
         if self.handlers and ":" not in self.handlers:
             raise ConfigError(f"HUBHOOK_HANDLERS must be module:attribute (e.g. myapp.hooks:router), "
                               f"got {self.handlers!r}")

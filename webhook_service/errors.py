@@ -8,6 +8,7 @@
     └── HubSpotAPIError        the HubSpot API answered with an error (carries status, category, correlation id)
         ├── RateLimited        429: carries the policy name and how long to wait
         ├── MissingScopes      403 MISSING_SCOPES: carries the scopes HubSpot named
+        ├── NoToken            no usable token for a portal (OAuth app not installed there, refresh refused)
         └── TransientAPIError  5xx, timeouts, connection failures: worth retrying later
 
 Every message is safe to log: none carries a secret or a token.
@@ -78,3 +79,12 @@ class MissingScopes(HubSpotAPIError):
     def __init__(self, message: str, *, scopes: list[str], **kwargs) -> None:
         super().__init__(message, **kwargs)
         self.scopes = scopes
+
+
+class NoToken(HubSpotAPIError):
+    """There is no usable token for ``portal_id``: the OAuth app was never installed there, or
+    HubSpot refused its refresh token (uninstalled). Work for that portal is parked, not dropped."""
+
+    def __init__(self, message: str, *, portal_id: int | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.portal_id = portal_id

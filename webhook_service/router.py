@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import objects
+from . import filters, objects
 from .errors import RegistrationError
 
-OPTIONS = ("name", "property", "properties", "associations")
+OPTIONS = ("name", "property", "properties", "associations", "to", "from_")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,17 @@ class Handler:
     property_name: str | None = None
     properties: tuple[str, ...] = ()
     associations: tuple[str, ...] = ()
+    to_values: frozenset[str] | None = None       # to=: the new value must be one of these
+    from_values: frozenset[str] | None = None     # from_=: the old value (property history) must be one of these
+
+    @property
+    def history_properties(self) -> tuple[str, ...]:
+        """Properties whose history must be fetched for this handler (only for ``from_=``)."""
+        return (self.property_name,) if self.from_values is not None and self.property_name else ()
+
+    def accepts_transition(self, change: dict, record: dict | None) -> bool:
+        """The ``from_=`` check, once the record and its property history are fetched."""
+        return self.from_values is None or filters.old_value(record, change) in self.from_values
 
     @property
     def object_type(self) -> str | None:
@@ -41,7 +52,9 @@ class Handler:
         names = {raw.split(".", 1)[0], object_name(change)}
         if prefix not in names or (action != "*" and raw.split(".", 1)[1] != action):
             return False
-        return self.property_name is None or change.get("propertyName") == self.property_name
+        if self.property_name is not None and change.get("propertyName") != self.property_name:
+            return False
+        return self.to_values is None or change.get("propertyValue") in self.to_values
 
 
 def object_name(change: dict) -> str:
@@ -82,6 +95,7 @@ class Router:
             fn=fn, pattern=pattern, property_name=prop,
             properties=_names(options.get("properties"), "properties", pattern),
             associations=_association_names(options.get("associations"), pattern),
+            to_values=_values(options, "to", pattern), from_values=_values(options, "from_", pattern),
         )
         if any(h.name == handler.name for h in self.handlers):
             raise RegistrationError(f"a handler named {handler.name!r} is already registered; "
@@ -125,6 +139,19 @@ def _check_pattern(pattern: str) -> None:
                                 f"'object', or a custom object as 2-<id> or p_<name>")
     if action != "*" and action not in allowed:
         raise RegistrationError(f"HubSpot sends no {pattern!r} events; {prefix} actions are: {', '.join(allowed)}")
+
+
+def _values(options: dict, option: str, pattern: str) -> frozenset[str] | None:
+    if option not in options:
+        return None
+    if options.get("property") is None:
+        raise RegistrationError(f"{option}= compares the value of one property: add property='...' to {pattern!r}, "
+                                f"e.g. property='dealstage', {option}='closedwon'")
+    try:
+        return filters.values(options[option])
+    except TypeError:
+        raise RegistrationError(f"{option}= for {pattern!r} must be a value or a non-empty list of values, "
+                                f"e.g. {option}='closedwon' or {option}=['closedwon', 'closedlost']") from None
 
 
 def _names(values: Iterable[str] | str | None, option: str, pattern: str) -> tuple[str, ...]:

@@ -96,7 +96,9 @@ def verify(headers: Mapping[str, str], body: bytes, *, secrets: Sequence[str], m
 def _check_timestamp(timestamp: str | None, now: float, max_skew: int) -> None:
     if timestamp is None:
         raise SignatureError("missing X-HubSpot-Request-Timestamp header")
-    if not timestamp.strip().isdigit() or len(timestamp.strip()) > 15:
+    digits = timestamp.strip()
+    # isascii(): str.isdigit() also accepts '²' (a latin-1 header byte), which int() then rejects: a 500
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 15:
         raise SignatureError("X-HubSpot-Request-Timestamp is not epoch milliseconds")
     skew = now - int(timestamp) / 1000
     if skew > max_skew:
