@@ -1,4 +1,6 @@
 """Jobs: batch enrichment, one call per handler per object, isolation, dead letters and replay."""
+import dataclasses
+
 import pytest
 from rq.registry import FailedJobRegistry
 
@@ -170,3 +172,22 @@ def test_transient_hubspot_errors_are_retried_by_the_client(config, redis, hubsp
     deliver(config, redis, [make_event("contact.creation", 1)])
     drain(config, router)
     assert seen[0].record["id"] == "1"
+
+
+def test_api_version_v3_uses_the_legacy_v3_and_v4_paths(config, redis, hubspot, seen):
+    # Given HUBSPOT_API_VERSION=v3 and a deal with a contact
+    hubspot.add("deals", 31, {"dealname": "legacy"})
+    hubspot.add("contacts", 32, {"email": "l@example.com"})
+    hubspot.associate("deals", 31, "contacts", 32)
+    legacy = dataclasses.replace(config, api_version="v3")
+    router = Router()
+    router.add(seen.append, "deal.creation", name="legacy", properties=["dealname"], associations=["contacts"])
+    # When a delivery is processed
+    deliver(legacy, redis, [make_event("deal.creation", 31)])
+    hubspot.reset_calls()
+    drain(legacy, router)
+    # Then the handler got the record and its associations, read from /crm/v3 and /crm/v4 only
+    assert [(e.record["properties"]["dealname"], e.associations) for e in seen] == [("legacy", {"contacts": ["32"]})]
+    assert hubspot.count(path_contains="/crm/v3/objects/deals/batch/read") == 1
+    assert hubspot.count(path_contains="/crm/v4/associations/deals/contacts/batch/read") == 1
+    assert hubspot.count(path_contains="2026-09") == 0
