@@ -54,7 +54,8 @@ def dead_letters(config: Config) -> list[DeadLetter]:
             job = Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer)
         except NoSuchJobError:
             continue
-        error = ((job.latest_result().exc_string if job.latest_result() else "") or "").strip().splitlines()
+        result = job.latest_result()
+        error = ((result.exc_string if result else "") or "").strip().splitlines()
         letters.append(DeadLetter(job_id, job.meta.get("handler", DELIVERY), job.description or "",
                                   job.ended_at, error[-1][:200] if error else "", delivery_events(job)))
     return sorted(letters, key=lambda d: d.failed_at or datetime.min.replace(tzinfo=timezone.utc))

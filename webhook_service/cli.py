@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from dataclasses import replace
 
 import click
 
@@ -46,7 +47,7 @@ def web(port: int | None, workers: int, threads: int) -> None:
     """Serve the webhook receiver (gunicorn, gthread) on $PORT."""
     from .metrics import prepare_metrics_dir
 
-    config = _config(**({"port": port} if port else {})).require_secret()
+    config = (replace(_config(), port=port) if port else _config()).require_secret()
     gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
     prepare_metrics_dir()  # before exec: every gunicorn worker must see the same PROMETHEUS_MULTIPROC_DIR
     argv = [gunicorn, "-c", "python:webhook_service.gunicorn_conf", "--bind", f"0.0.0.0:{config.port}",

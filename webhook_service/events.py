@@ -28,8 +28,8 @@ class FrozenDict(dict):
 class FrozenList(list):
     """A list that refuses mutation; still a list for json, equality and isinstance."""
 
-    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = sort = reverse = \
-        __iadd__ = __imul__ = _readonly  # type: ignore
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = _readonly  # type: ignore
+    clear = sort = reverse = __iadd__ = __imul__ = _readonly  # type: ignore
 
 
 def freeze(value: Any) -> Any:
@@ -83,7 +83,8 @@ class Event:
     @property
     def properties(self) -> Mapping[str, Any]:
         """The record's properties, or an empty mapping once the object is gone."""
-        return (self.record or {}).get("properties") or FrozenDict()
+        record: Mapping[str, Any] = self.record or {}
+        return record.get("properties") or FrozenDict()
 
     def lock(self, name: str, timeout: float = 60.0, blocking_timeout: float | None = None) -> Any:
         """A Redis lock shared by every worker, for work that must not run twice at once."""

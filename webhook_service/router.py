@@ -130,7 +130,7 @@ def _check_pattern(pattern: str) -> None:
         raise RegistrationError(f"pattern {pattern!r} must be '<object>.<action>', '<object>.*' or '*', "
                                 f"e.g. 'deal.propertyChange'")
     if prefix == objects.GENERIC_PREFIX:
-        allowed = ("creation", "deletion", "merge", "restore", "propertyChange", "associationChange")
+        allowed: tuple[str, ...] = ("creation", "deletion", "merge", "restore", "propertyChange", "associationChange")
     elif objects.is_known(prefix):
         allowed = objects.lookup(prefix).actions
     else:
