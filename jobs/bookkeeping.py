@@ -4,7 +4,7 @@ A mixin over RQ's worker hooks rather than code in the job functions, because on
 how a job ended for good: RQ decides after the job returns whether a failure is retried or parked.
 So the counter behind back-pressure (``jobs.pending``) is decremented here, once per delivery job,
 when it succeeded or failed with no retry left; and everything the job buffered (``jobs.observe``)
-is written after it in one pipeline.
+is written after it in one pipeline: for a success, the MULTI that records it (``jobs.lean``).
 """
 from __future__ import annotations
 
@@ -42,6 +42,14 @@ def delivery_events(job: Job, outcome: str = "failed") -> int:
         return 0
 
 
+def _function(job: Job) -> str:
+    """The job function's short name, the ``function`` label of the jobs counter."""
+    try:
+        return (job.func_name or "unknown").rsplit(".", 1)[-1]
+    except Exception:  # a job whose payload cannot be decoded
+        return "unknown"
+
+
 def _note_parked(job: Job) -> None:
     """Tell each object's history (``hubhook inspect``) that its work went to the dead-letter registry."""
     try:
@@ -71,8 +79,14 @@ class BookkeepingMixin:
             observe.flush(self.connection, context.current().config.history_ttl)
 
     def handle_job_success(self, job: Job, *args: Any, **kwargs: Any) -> None:
-        super().handle_job_success(job, *args, **kwargs)  # type: ignore[misc]
-        self._job_ended(job, "ok")
+        function = _function(job)
+        stats.count("jobs", function=function, outcome="ok")  # buffered first: jobs.lean writes it in RQ's MULTI
+        try:
+            super().handle_job_success(job, *args, **kwargs)  # type: ignore[misc]
+        except BaseException:
+            stats.count("jobs", -1, function=function, outcome="ok")  # RQ counts the job as failed instead
+            raise
+        self._job_ended(job, "ok", counted=True)
 
     def handle_job_failure(self, job: Job, *args: Any, **kwargs: Any) -> None:
         final = not job.should_retry
@@ -94,12 +108,9 @@ class BookkeepingMixin:
         if drift:
             log.info("pending-events counter reset to 0 (it read %d with nothing queued or running)", drift)
 
-    def _job_ended(self, job: Job, outcome: str) -> None:
-        try:
-            function = (job.func_name or "unknown").rsplit(".", 1)[-1]
-        except Exception:
-            function = "unknown"
-        stats.count("jobs", function=function, outcome=outcome)
+    def _job_ended(self, job: Job, outcome: str, *, counted: bool = False) -> None:
+        if not counted:
+            stats.count("jobs", function=_function(job), outcome=outcome)
         if outcome == "retried":
             return
         if outcome == "failed":

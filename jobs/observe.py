@@ -1,8 +1,9 @@
 """Each job and handler run is recorded three ways: a JSON log line, figures for /metrics, history.
 
 Job code calls these few functions and nothing else about observability, so ``process.py`` stays
-about dispatch. Everything Redis-bound is buffered and written after the job by ``flush`` (one
-pipeline per job), keeping handler latency free of bookkeeping round trips.
+about dispatch. Everything Redis-bound is buffered and written after the job, in the MULTI that
+records the job's success (``write``, jobs.lean) or else by ``flush``, keeping handler latency free
+of bookkeeping round trips.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import get_current_job
 
@@ -90,15 +92,28 @@ def job_done(events: list[dict], *, objects: int, calls: int, failures: int, sou
                                       **describe_events(events)))
 
 
+def write(pipe: Pipeline, history_ttl: int) -> tuple[dict[str, float], set[str]] | None:
+    """Queue the buffered figures and histories on ``pipe`` (the worker's end-of-job MULTI, jobs.lean);
+    return what to ``put_back`` if it fails, or None when nothing was buffered."""
+    taken = stats.write(pipe)
+    written = history.write(pipe, history_ttl)
+    return taken if taken[0] or written else None
+
+
+def put_back(taken: tuple[dict[str, float], set[str]] | None) -> None:
+    """Keep the figures of a failed write for the next one (the histories are lost: a convenience)."""
+    if taken is not None:
+        stats.put_back(taken)
+
+
 def flush(redis: Redis, history_ttl: int) -> None:
     """Write the buffered figures and histories in one pipeline; a Redis error costs the histories only."""
     with redis.pipeline(transaction=False) as pipe:
-        taken = stats.write(pipe)
-        written = history.write(pipe, history_ttl)
-        if not taken[0] and not written:
+        taken = write(pipe, history_ttl)
+        if taken is None:
             return
         try:
             pipe.execute()
         except RedisError as exc:
-            stats.put_back(taken)
+            put_back(taken)
             log.warning("could not write figures and object history to Redis (%s)", type(exc).__name__)

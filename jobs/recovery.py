@@ -15,7 +15,8 @@ that promise; each was found by ``tests/resilience/test_worker_kills.py`` killin
 4. RQ lists an execution 60 s longer than the execution exists; a job re-run inside those 60 s (the
    normal case with short heartbeats) fails in RQ's cleanup *after* succeeding ("Execution ... not
    found in Redis"), so its handlers ran again at every retry and it ended a dead letter.
-   ``forget_lost_executions`` drops such ids before the job runs again.
+   ``jobs.lean``'s success path deletes such ids with the rest; before RQ's own success path
+   ``forget_lost_executions`` drops them.
 """
 from __future__ import annotations
 
