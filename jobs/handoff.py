@@ -9,7 +9,9 @@ delivery (so each keeps its source and attempt count):
 - 5xx or timeouts (after urllib3's short retries) and other API errors: rescheduled with the
   delivery's backoff (5 s, 30 s, 2 min, 10 min, 30 min, each +-25% jitter), then parked;
 - 403 MISSING_SCOPES, or no token for the portal: parked at once (retrying cannot help) with one log
-  line naming the scope or the portal; ``hubhook replay`` runs it again once that is fixed.
+  line naming the scope or the portal; ``hubhook replay`` runs it again once that is fixed;
+- objects a big batch did not dispatch before its share of the job timeout (``coalesce.overdue``):
+  a new job at the head of the queue, at once, the attempt count unchanged (counted as rescheduled).
 
 Parked work is a normal delivery job in RQ's failed-job registry, the dead-letter registry.
 Everything a batch hands on is written in one MULTI together with the end of its claims
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from rq import Queue, Retry, get_current_job
@@ -66,11 +69,20 @@ def reason(exc: HubSpotAPIError, portal: int | None = None, object_type: str | N
     return f"HubSpot kept failing on {where}: {exc}"
 
 
-def settle(pipe, queue: Queue, config: Config, batch: Batch, failed: list[tuple[ObjectChanges, HubSpotAPIError]]
-           ) -> dict[str, int]:
-    """Hand on the events of ``failed`` objects and finish the batch's claims, all on ``pipe`` (a MULTI
-    the caller executes). Returns how many events were rescheduled and parked."""
+def settle(pipe, queue: Queue, config: Config, batch: Batch, failed: list[tuple[ObjectChanges, HubSpotAPIError]],
+           deferred: Sequence[ObjectChanges] = ()) -> dict[str, int]:
+    """Hand on the events of ``failed`` and ``deferred`` objects and finish the batch's claims, all on
+    ``pipe`` (a MULTI the caller executes). Returns how many events were rescheduled (deferred ones
+    included, so the pending count stays right), parked and deferred."""
     origin_of = {id(event): origin for origin in batch.origins for event in origin.events}
+    later: dict[int, list[dict]] = defaultdict(list)
+    for item in deferred:
+        for change in item.changes:
+            later[id(origin_of[id(change)])].append(change)
+    for origin in reversed([o for o in batch.origins if id(o) in later]):  # at the head, in their order
+        job = delivery_job(queue, later[id(origin)], source=batch.source, job_timeout=config.job_timeout,
+                           attempt=origin.attempt)
+        queue.enqueue_job(job, pipeline=pipe, at_front=True)
     grouped: dict[tuple[int, int], list[dict]] = defaultdict(list)
     errors: dict[int, tuple[HubSpotAPIError, ObjectChanges]] = {}
     for item, exc in failed:
@@ -78,7 +90,7 @@ def settle(pipe, queue: Queue, config: Config, batch: Batch, failed: list[tuple[
         for change in item.changes:
             grouped[(id(origin_of[id(change)]), id(exc))].append(change)
     origins = {id(o): o for o in batch.origins}
-    counts = {"rescheduled": 0, "parked": 0}
+    counts = {"rescheduled": sum(map(len, later.values())), "parked": 0}
     lines: dict[str, int] = defaultdict(int)
     for (origin_key, exc_key), events in grouped.items():
         origin, (exc, item) = origins[origin_key], errors[exc_key]
@@ -103,6 +115,10 @@ def settle(pipe, queue: Queue, config: Config, batch: Batch, failed: list[tuple[
     coalesce.finish(pipe, batch)
     for line, n in lines.items():
         (log.info if line.startswith("HubSpot rate limit") else log.warning)("%d events %s", n, line)
+    if later:
+        counts["deferred"] = sum(map(len, later.values()))
+        log.info("%d events of %d objects not dispatched within %.0f s of the job timeout: handed to a new job",
+                 counts["deferred"], len(deferred), config.job_timeout * coalesce.DISPATCH_SHARE)
     return counts
 
 

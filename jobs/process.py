@@ -39,8 +39,8 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
     """Enrich and dispatch one delivery (and the small ones queued behind it); hand on what HubSpot
     refused. ``attempt`` counts earlier HubSpot failures of this work (jobs.handoff)."""
     ctx = context.current()
-    batch = coalesce.gather(ctx.redis, ctx.queue, events, source, attempt,
-                            max_events=ctx.config.coalesce_max_events, job_timeout=ctx.config.job_timeout)
+    batch = coalesce.gather(ctx.redis, ctx.queue, events, source, attempt, job_timeout=ctx.config.job_timeout,
+                            max_events=coalesce.limit(ctx.config.coalesce_max_events, ctx.router.handlers, events))
     try:
         if source == "webhook":  # so reconciliation polling does not deliver these changes a second time
             reconcile.note_webhook_changes(ctx.redis, batch.events, ctx.config.reconcile_interval)
@@ -48,14 +48,18 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
                 if (hs := _handlers_for(ctx.router.handlers, item))]
         fetched, failed = enrich.fetch_groups(_client(ctx, source), work) if work else ({}, {})
         calls = failures = 0
+        deferred = []
         for item, handlers in work:
+            if item.key in fetched and coalesce.overdue(batch, item.changes):  # a big batch ran long: a new job
+                deferred.append(item)
+                continue
             for handler in (dispatch.selected(handlers, item, fetched[item.key], source) if item.key in fetched
                             else ()):
                 calls += 1
                 failures += not _call(ctx, handler, item, fetched[item.key], source)
         with ctx.redis.pipeline() as pipe:
             handed = handoff.settle(pipe, ctx.queue, ctx.config, batch,
-                                    [(item, failed[item.key]) for item, _ in work if item.key in failed])
+                                    [(item, failed[item.key]) for item, _ in work if item.key in failed], deferred)
             pipe.execute()
     except BaseException:
         _release(ctx, batch)

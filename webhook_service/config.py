@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import overload
 from urllib.parse import urlparse
 
 from .errors import ConfigError
@@ -51,7 +52,7 @@ class Config:
     oauth_redirect_url: str | None = None
     oauth_authorize_url: str = DEFAULT_OAUTH_AUTHORIZE_URL
     poll_share: float = 0.5
-    coalesce_max_events: int = 100
+    coalesce_max_events: int = 1000
     max_queue_depth: int = 100_000
     backpressure_retry_after: int = 60
     ignore_sources: tuple[str, ...] = ()
@@ -87,7 +88,7 @@ class Config:
             oauth_redirect_url=env.get("HUBHOOK_OAUTH_REDIRECT_URL") or None,
             oauth_authorize_url=env.get("HUBSPOT_OAUTH_AUTHORIZE_URL") or DEFAULT_OAUTH_AUTHORIZE_URL,
             poll_share=_number(env, "HUBHOOK_POLL_SHARE", 0.5),
-            coalesce_max_events=int(_number(env, "HUBHOOK_COALESCE_MAX_EVENTS", 100)),
+            coalesce_max_events=int(_number(env, "HUBHOOK_COALESCE_MAX_EVENTS", 1000)),
             max_queue_depth=int(_number(env, "HUBHOOK_MAX_QUEUE_DEPTH", 100_000)),
             backpressure_retry_after=int(_number(env, "HUBHOOK_BACKPRESSURE_RETRY_AFTER", 60)),
             ignore_sources=_csv(env.get("HUBHOOK_IGNORE_SOURCES")),
@@ -151,6 +152,10 @@ def _is_dated_version(value: str) -> bool:
     return len(year) == 4 and year.isdigit() and month in {f"{m:02d}" for m in range(1, 13)}
 
 
+@overload
+def _number(env: Mapping[str, str], name: str, default: float) -> float: ...
+@overload
+def _number(env: Mapping[str, str], name: str, default: None) -> float | None: ...
 def _number(env: Mapping[str, str], name: str, default: float | None) -> float | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
