@@ -3,7 +3,8 @@
 It checks the v3 signature (HMAC-SHA256 of method + URI + body + timestamp, and the timestamp's age),
 parses the JSON and enqueues one RQ job with the events, under the same gunicorn settings as
 `hubhook web` (bench/harness.py). Everything hubhook adds on top (schema validation, dedupe keys,
-the atomic MULTI/EXEC, retries metadata, error handling) shows up as the ratio between the two.
+the atomic intake script, back-pressure, retries metadata, metrics, a log line, error handling)
+shows up as the ratio between the two.
 
     BARE_SECRET=s BARE_SIGNED_URL=https://... REDIS_URL=redis://... gunicorn 'bench.bare_app:create_app()'
 """

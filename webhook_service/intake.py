@@ -1,9 +1,17 @@
 """Turn one validated delivery into at most one durable RQ job, dropping redeliveries.
 
 HubSpot retries a delivery for 24 hours with a higher ``attemptNumber`` and ``eventId`` alone is not
-unique (FACTS.md 2.2), so each event is keyed on what identifies the change itself. The seen-keys
-and the job are written in one MULTI/EXEC under WATCH: either both land or neither does, so a 503
-never leaves a key behind that would make HubSpot's retry look like a duplicate.
+unique (FACTS.md 2.2), so each event is keyed on what identifies the change itself.
+
+One Lua script does the whole intake in one Redis round trip, atomically: it reads the pending
+count, checks the seen-keys, and only when every key it was given is new (and back-pressure allows)
+writes the job, the keys and the count. The job's writes are RQ's own: ``Queue.enqueue_job`` records
+them on a pipeline that is never sent, and the script replays those commands verbatim, so the job is
+exactly what RQ would have saved (rq-dashboard and ``Job.fetch`` read it unchanged). When some keys
+were already seen, the script writes nothing and says which: the job is rebuilt from the fresh events
+only and the script runs again, so a job never holds a redelivery. The job's writes run before the
+seen-keys, so an error part-way (Redis does not roll a script back) can at worst leave a job without
+its keys, a possible second run, and never keys without their job, which would lose HubSpot's retry.
 """
 from __future__ import annotations
 
@@ -11,10 +19,11 @@ import hashlib
 import json
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis import Redis
-from redis.exceptions import WatchError
+from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.job import Job
 
@@ -41,19 +50,69 @@ class Intake:
         return 0 if self.throttled else self.received - self.enqueued
 
 
-#: json.dumps with options builds a new encoder per call; one encoder, same bytes, same keys as before.
-_IDENTITY_JSON = json.JSONEncoder(separators=(",", ":"), default=str)
-#: Marks every fresh change seen in one command: 100 SETs inside MULTI cost the receiver more than
-#: everything else on its path (bench/receiver.py), mostly in queueing and parsing 200 replies.
-#: The value is "1", not the job id: nothing reads it, and a 41-byte value is a third of a key's
-#: memory (bench/memory.py: ~197 -> ~133 bytes a key, the goal being 200 bytes a queued event).
-_MARK_SEEN = "for _, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1]) end"
+def _identity_encoder() -> Callable[[list], str]:
+    """The JSON text of an identity list, the same bytes as ``json.dumps(v, separators=(",", ":"),
+    default=str)``: the seen-keys of events already in Redis must not change across versions. The C
+    encoder is built once here; ``JSONEncoder.encode`` builds a new one per call, half a key's cost."""
+    plain = json.JSONEncoder(separators=(",", ":"), default=str)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the pure-Python encoder, same bytes
+        return plain.encode
+    # markers=None: no cycle check, which parsed JSON cannot need
+    encode = make(None, plain.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode_identity = _identity_encoder()
+_blake2b = hashlib.blake2b
+
+_DIGEST_SIZE = 12  # bytes: 24 hex characters in every seen-key, the width _INTAKE cuts them at
+#: KEYS: the pending counter. ARGV: the seen-keys' prefix, the delivery's digests (24 hex characters
+#: each, concatenated: one argument instead of a hundred keys to encode), the keys' TTL, the pending
+#: limit (0: none), how many commands follow, then each command as its length and its words. The
+#: seen-keys and RQ's keys are not in KEYS, so this needs one Redis (as MULTI across them would).
+#: Returns {0, pending, "0110..."} when some keys were seen (a 1 each, in order; nothing written),
+#: {1, pending} when throttled (nothing written), {2, pending} once the job, keys and count are written.
+_INTAKE = """
+local keys, prefix, digests = {}, ARGV[1], ARGV[2]
+for i = 1, #digests, 24 do keys[#keys + 1] = prefix .. string.sub(digests, i, i + 23) end
+local seen = 0
+for i = 1, #keys, 1000 do  -- unpack() has a stack limit: at most 1000 keys a call
+  seen = seen + redis.call('EXISTS', unpack(keys, i, math.min(i + 999, #keys)))
+end
+local pending = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if pending < 0 then pending = 0 end
+if seen > 0 then
+  local flags = {}
+  for i = 1, #keys do flags[i] = redis.call('EXISTS', keys[i]) end
+  return {0, pending, table.concat(flags)}
+end
+local limit = tonumber(ARGV[4])
+if limit > 0 and pending >= limit then return {1, pending} end
+local at = 6
+for _ = 1, tonumber(ARGV[5]) do
+  local len = tonumber(ARGV[at])
+  redis.call(unpack(ARGV, at + 1, at + len))
+  at = at + len + 1
+end
+for i = 1, #keys do redis.call('SET', keys[i], '1', 'EX', ARGV[3]) end
+redis.call('INCRBY', KEYS[1], #keys)
+return {2, pending}
+"""
+_SOME_SEEN, _THROTTLED, _WRITTEN = 0, 1, 2
+#: EVALSHA, loading the script again when Redis lost it (a restart); bytes, so no client is needed here.
+_SCRIPT = Script(None, _INTAKE.encode())
+
+
+def _digest(event: dict) -> str:
+    """What identifies the change, hashed: the digest of its fields in _IDENTITY (missing ones as null)."""
+    identity = _encode_identity(list(map(event.get, _IDENTITY)))
+    return _blake2b(identity.encode(), digest_size=_DIGEST_SIZE).hexdigest()
 
 
 def dedupe_key(event: dict, prefix: str) -> str:
     """The Redis key that marks this change as seen: a digest of the fields that identify it."""
-    identity = _IDENTITY_JSON.encode([event.get(f) for f in _IDENTITY])
-    return f"{prefix}:seen:{hashlib.blake2b(identity.encode(), digest_size=12).hexdigest()}"
+    return f"{prefix}:seen:{_digest(event)}"
 
 
 def describe(events: list[dict]) -> str:
@@ -76,41 +135,47 @@ def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook", j
     )
 
 
+def _enqueue_commands(connection: Redis, queue: Queue, job: Job) -> list:
+    """The commands ``queue.enqueue_job(job)`` would send, flattened for _INTAKE (each: length, words)."""
+    recorder = connection.pipeline(transaction=False)
+    try:
+        queue.enqueue_job(job, pipeline=recorder)
+        commands = [args for args, _options in recorder.command_stack]
+    finally:
+        recorder.reset()
+    flat: list = [len(commands)]
+    for args in commands:
+        flat.append(len(args))
+        flat.extend(args)
+    return flat
+
+
 def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, source: str = "webhook",
                      dedupe_ttl: int = 48 * 3600, key_prefix: str = "hubhook", job_timeout: int = 60,
                      max_pending: int = 0) -> Intake:
     """Enqueue the events not seen before as one job; return what was kept. Raises RedisError.
 
-    The count of pending events (``jobs.pending``) is read with the seen-keys and raised in the same
-    MULTI as the enqueue; at ``max_pending`` or more (0: no limit) nothing is enqueued or marked seen
-    and the Intake says ``throttled``.
+    The count of pending events (``jobs.pending``) is read with the seen-keys and raised with the
+    enqueue, in the same script; at ``max_pending`` or more (0: no limit) nothing is enqueued or
+    marked seen and the Intake says ``throttled``.
     """
     pending_key = f"{key_prefix}:pending_events"
     unique: dict[str, dict] = {}
     for event in events:
-        unique.setdefault(dedupe_key(event, key_prefix), event)
-    keys = list(unique)
+        unique.setdefault(_digest(event), event)
+    digests = list(unique)
     job_id = f"delivery-{uuid.uuid4().hex}"
-    with connection.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(*keys)
-                *seen, waiting = pipe.mget([*keys, pending_key])
-                fresh = [k for k, s in zip(keys, seen) if s is None]
-                if not fresh:
-                    pipe.unwatch()
-                    return Intake(received=len(events), enqueued=0, job_id=None)
-                waiting = max(0, int(waiting or 0))
-                if max_pending and waiting >= max_pending:
-                    pipe.unwatch()
-                    return Intake(received=len(events), enqueued=0, job_id=None, throttled=True, pending=waiting)
-                batch = [unique[k] for k in fresh]
-                pipe.multi()
-                pipe.eval(_MARK_SEEN, len(fresh), *fresh, dedupe_ttl)
-                job = delivery_job(queue, batch, source=source, job_timeout=job_timeout, job_id=job_id)
-                queue.enqueue_job(job, pipeline=pipe)
-                pipe.incrby(pending_key, len(batch))
-                pipe.execute()
-                return Intake(received=len(events), enqueued=len(batch), job_id=job_id, pending=waiting)
-            except WatchError:
-                continue  # the same change arrived concurrently: look again
+    while digests:
+        batch = [unique[d] for d in digests]
+        job = delivery_job(queue, batch, source=source, job_timeout=job_timeout, job_id=job_id)
+        commands = _enqueue_commands(connection, queue, job)
+        outcome, pending, *seen = _SCRIPT(keys=[pending_key], args=[f"{key_prefix}:seen:", "".join(digests),
+                                                                    dedupe_ttl, max_pending, *commands],
+                                          client=connection)
+        if outcome == _WRITTEN:
+            return Intake(received=len(events), enqueued=len(batch), job_id=job_id, pending=pending)
+        if outcome == _THROTTLED:
+            return Intake(received=len(events), enqueued=0, job_id=None, throttled=True, pending=pending)
+        flags = seen[0].decode() if isinstance(seen[0], bytes) else seen[0]
+        digests = [d for d, flag in zip(digests, flags) if flag == "0"]  # run again on the fresh ones only
+    return Intake(received=len(events), enqueued=0, job_id=None)

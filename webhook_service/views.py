@@ -1,7 +1,7 @@
 """The receiver's routes: verify, validate, dedupe, enqueue, answer.
 
 Nothing here calls HubSpot or runs a handler: the request path is bounded work (one HMAC per secret,
-one JSON parse of at most 1 MiB, one Redis transaction), so HubSpot gets its answer in milliseconds.
+one JSON parse of at most 1 MiB, one Redis round trip), so HubSpot gets its answer in milliseconds.
 """
 from __future__ import annotations
 
