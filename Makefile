@@ -22,7 +22,17 @@ demo: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# wrk drives the receiver benches (they skip without it): installed here when root has apt-get.
 bench: install
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "wrk not on PATH: apt-get install -y wrk"; \
+			apt-get install -y wrk || { apt-get update && apt-get install -y wrk; } || \
+				echo "could not install wrk: the receiver benches will be skipped"; \
+		else \
+			echo "wrk not on PATH: the receiver benches will be skipped. Install it with 'sudo apt-get install -y wrk'" \
+				"(Debian/Ubuntu), 'brew install wrk' (macOS) or from https://github.com/wg/wrk"; \
+		fi; }
 	$(BIN)/python bench/run_all.py
 
 clean:
