@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from webhook_service.errors import (
@@ -126,7 +127,7 @@ def fetch_groups(client: HubSpotClient, work: list[tuple[ObjectChanges, list[Han
 
 def _fetch_group(client: HubSpotClient, result: dict[tuple, Enrichment], portal: int, object_type: str,
                  ids: set[str], properties: set[str], links: dict[str, set[str]], *,
-                 history: set[str] = frozenset()) -> None:
+                 history: AbstractSet[str] = frozenset()) -> None:
     for object_id, record in _read(client, portal, object_type, sorted(ids), properties, history):
         result[(portal, object_type, object_id)].record = record
     for name, linked in sorted(links.items()):
@@ -136,7 +137,7 @@ def _fetch_group(client: HubSpotClient, result: dict[tuple, Enrichment], portal:
 
 
 def _read(client: HubSpotClient, portal: int, object_type: str, ids: list[str],
-          properties: set[str], history: set[str] = frozenset()) -> Iterable[tuple[str, dict | None]]:
+          properties: set[str], history: AbstractSet[str] = frozenset()) -> Iterable[tuple[str, dict | None]]:
     if object_type == "conversation":  # threads have no batch endpoint
         return ((i, client.get_thread(i, portal_id=portal)) for i in ids)
     if history:

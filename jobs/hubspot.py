@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import requests
@@ -136,7 +137,7 @@ class HubSpotClient:
     # -- reads ------------------------------------------------------------------------------------
     def batch_read(self, object_type: str, ids: list[str], properties: list[str], *,
                    portal_id: int | None = None, archived: bool = False,
-                   history: list[str] = ()) -> dict[str, dict | None]:
+                   history: Sequence[str] = ()) -> dict[str, dict | None]:
         """Records by requested id, 100 ids a call; merged-away ids map to the surviving record; missing -> None.
 
         ``history`` asks for ``propertiesWithHistory`` of those properties (``from_=`` filters); such
@@ -161,7 +162,7 @@ class HubSpotClient:
                     found[requested] = self.get(object_type, requested, wanted, portal_id=portal_id)
         return found
 
-    def get(self, object_type: str, object_id: str, properties: list[str] = (), *,
+    def get(self, object_type: str, object_id: str, properties: Sequence[str] = (), *,
             portal_id: int | None = None) -> dict | None:
         """One record (follows merges), or None when HubSpot says it does not exist."""
         params = {"properties": ",".join(properties)} if properties else {}
