@@ -4,9 +4,10 @@ Why it matters: enrichment is ~100x slower than the receiver (research/RELIABILI
 a burst (a 100k-contact import) waits in Redis; at 200 bytes an event a 1M-event backlog needs
 200 MB. Deliveries go through the receiver's real path (Flask app, signature, validation, dedupe,
 one job per delivery) in-process, no HTTP, on a private redis-server; the figure is the growth of
-INFO used_memory divided by events, with hubhook's 48 h dedupe keys and without them (they are
-deleted and memory is read again). The baseline is the bare endpoint's single RQ job per delivery
-(bench/bare_app.py), with the same serializer, in the same run.
+INFO used_memory divided by events, with hubhook's 48 h dedupe digests (members of one Redis SET
+per time bucket) and without them (the sets are deleted and memory is read again). The baseline is
+the bare endpoint's single RQ job per delivery (bench/bare_app.py), with the same serializer, in the
+same run.
 
     .venv/bin/python bench/memory.py [--events 100000]
 """
@@ -57,14 +58,12 @@ def measure(redis: Redis, client, deliveries: int, events: int) -> tuple[float, 
 
 
 def drop_dedupe_keys(redis: Redis) -> int:
-    dropped = 0
-    batch = []
-    for key in redis.scan_iter(match="hubhook:seen:*", count=5000):
-        batch.append(key)
-        if len(batch) == 5000:
-            dropped += redis.unlink(*batch)
-            batch = []
-    return dropped + (redis.unlink(*batch) if batch else 0)
+    """Delete hubhook's seen-sets (one per time bucket); return how many digests they held."""
+    keys = list(redis.scan_iter(match="hubhook:seen:*", count=5000))
+    digests = sum(redis.scard(key) for key in keys)
+    if keys:
+        redis.delete(*keys)  # not UNLINK: a big set would be freed later, after memory is read again
+    return digests
 
 
 def main() -> None:
@@ -85,7 +84,7 @@ def main() -> None:
             dropped = drop_dedupe_keys(redis)
             without_keys = (used(redis) - before) / total
             print(f"\n{deliveries:,} deliveries of {events} events ({total:,} events), INFO used_memory growth:")
-            print(f"  hubhook, with dedupe keys ({dropped:,} keys): {with_keys:7.0f} B/event  "
+            print(f"  hubhook, with dedupe sets ({dropped:,} digests): {with_keys:7.0f} B/event  "
                   f"-> 1M events: {with_keys * 1e6 / 2**20:,.0f} MiB")
             print(f"  hubhook, jobs only:                {without_keys:7.0f} B/event")
             print(f"  bare (one plain RQ job/delivery):  {bare:7.0f} B/event")

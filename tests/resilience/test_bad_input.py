@@ -22,10 +22,11 @@ pytestmark = pytest.mark.resilience
 
 
 def footprint(client) -> tuple[int, int, int]:
-    """Queued jobs, seen-keys and job hashes in hubhook's Redis."""
+    """Queued jobs, digests marked seen (members of the seen-sets) and job hashes in hubhook's Redis."""
     def count(pattern: str) -> int:
         return sum(1 for _ in client.scan_iter(match=pattern, count=1000))
-    return client.llen("rq:queue:hubhook"), count("hubhook:seen:*"), count("rq:job:*")
+    seen = sum(client.scard(key) for key in client.scan_iter(match="hubhook:seen:*", count=1000))
+    return client.llen("rq:queue:hubhook"), seen, count("rq:job:*")
 
 
 def send(base: str, row) -> int:

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from webhook_service.intake import dedupe_key
+from webhook_service.intake import was_seen
 
 from ..conftest import SECRET
 from .conftest import pending_work, quiescent
@@ -38,7 +38,7 @@ def test_killing_a_receiver_worker_mid_request_never_acknowledges_a_lost_event(s
 
     def check_durable(delivery, response):
         """At the moment of the 2xx: is every event of the delivery marked seen in Redis?"""
-        absent = [event_key(e) for e in delivery.events if not stack_client.exists(dedupe_key(e, "hubhook"))]
+        absent = [event_key(e) for e in delivery.events if not was_seen(stack_client, e)]
         with lock:
             not_in_redis.extend(absent)
 

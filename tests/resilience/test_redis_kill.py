@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from webhook_service.intake import dedupe_key
+from webhook_service.intake import was_seen
 
 from ..conftest import SECRET
 from .conftest import pending_work, quiescent
@@ -48,7 +48,7 @@ def test_a_redis_crash_loses_no_acknowledged_event(stack, stack_redis, stack_cli
 
     # Then everything acknowledged before the crash is still marked seen after the restart (AOF replay)
     assert acked_before_kill, "the kill came before any delivery was acknowledged"
-    missing = [k for k in acked_before_kill if not stack_client.exists(dedupe_key(by_key[k], "hubhook"))]
+    missing = [k for k in acked_before_kill if not was_seen(stack_client, by_key[k])]
     assert not missing, f"{len(missing)} acknowledged events were lost by the Redis restart"
     # and the receiver refused, rather than acknowledged, what arrived during the outage
     sender.wait(120)
