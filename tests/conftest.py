@@ -1,6 +1,6 @@
 """Shared fixtures: a real redis-server on a free port, the fake HubSpot over HTTP, a Config.
 
-No fakeredis and no mocks of hubhook: the only stand-in is HubSpot itself.
+No in-memory Redis stand-in and no mocks of hubhook: the only stand-in is HubSpot itself.
 """
 from __future__ import annotations
 
