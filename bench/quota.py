@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 from redis import Redis  # noqa: E402
 
+from bench import harness  # noqa: E402
 from bench.results import emit  # noqa: E402
 from jobs.connection import queue as build_queue  # noqa: E402
 from webhook_service import Router  # noqa: E402
 from webhook_service.config import Config  # noqa: E402
-from webhook_service.devstack import RedisProcess  # noqa: E402
 from webhook_service.intake import enqueue_delivery  # noqa: E402
 from webhook_service.testing import FakeHubSpot, make_event  # noqa: E402
 
@@ -79,13 +79,11 @@ def start_workers(n: int, redis_url: str, fake_url: str, coalesce: str) -> list[
 
 
 def stop(workers: list[subprocess.Popen]) -> None:
+    """SIGTERM all at once (they finish in parallel), then wait for each as the harness does."""
     for worker in workers:
         worker.terminate()
     for worker in workers:
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        harness.stop(worker)
 
 
 def run_phase(redis: Redis, fake: FakeHubSpot, config: Config, deliveries: list[list[dict]], workers: int,
@@ -175,8 +173,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=6)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run_all's time limit: stop workers and Redis
-    redis_server = RedisProcess(appendonly=False).start()
-    try:
+    with harness.redis_server(appendonly=False) as redis_server:
         with FakeHubSpot(tokens={"bench-token"}, burst_limit=(LIMIT, WINDOW), latency=LATENCY) as fake:
             started = time.monotonic()
             seed(fake, max(args.objects, args.backlog))
@@ -188,8 +185,6 @@ def main() -> None:
             phase_one(redis, fake, config, args.objects, args.workers)
             time.sleep(WINDOW)  # let the window empty, so phase 2 is not paced by phase 1's calls
             phase_two(redis, fake, config, args.backlog, args.workers)
-    finally:
-        redis_server.stop()
 
 
 if __name__ == "__main__":
