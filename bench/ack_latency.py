@@ -26,10 +26,10 @@ from redis import Redis  # noqa: E402
 
 from bench import harness, loadgen  # noqa: E402
 from bench.results import emit  # noqa: E402
-from jobs.connection import queue as build_queue  # noqa: E402
+from webhook_service.connection import queue as build_queue  # noqa: E402
 from webhook_service.config import Config  # noqa: E402
-from webhook_service.intake import enqueue_delivery  # noqa: E402
-from webhook_service.schemas import parse_events  # noqa: E402
+from webhook_service.receiver.intake import enqueue_delivery  # noqa: E402
+from webhook_service.receiver.schemas import parse_events  # noqa: E402
 from webhook_service.testing import FakeHubSpot  # noqa: E402
 
 IN_FLIGHT = 10

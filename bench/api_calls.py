@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from redis import Redis  # noqa: E402
 
 from bench.results import emit  # noqa: E402
-from jobs.connection import queue as build_queue  # noqa: E402
-from jobs.worker import build_worker  # noqa: E402
+from webhook_service.connection import queue as build_queue  # noqa: E402
+from jobs.worker.worker import build_worker  # noqa: E402
 from webhook_service import Router  # noqa: E402
 from webhook_service.config import Config  # noqa: E402
 from webhook_service.devstack import RedisProcess  # noqa: E402
-from webhook_service.intake import enqueue_delivery  # noqa: E402
+from webhook_service.receiver.intake import enqueue_delivery  # noqa: E402
 from webhook_service.testing import FakeHubSpot, make_event  # noqa: E402
 
 

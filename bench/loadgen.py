@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from webhook_service.signature import sign
+from webhook_service.receiver.signature import sign
 
 #: One classic contact.propertyChange event (~250 bytes), as HubSpot sends them.
 EVENT = ('{"eventId":%d,"subscriptionId":1,"portalId":62515,"appId":54321,"occurredAt":%d,'

@@ -25,9 +25,9 @@ from redis import Redis  # noqa: E402
 
 from bench import bare_app, harness, loadgen  # noqa: E402
 from bench.results import emit  # noqa: E402
-from webhook_service.app import create_app  # noqa: E402
+from webhook_service.receiver.app import create_app  # noqa: E402
 from webhook_service.config import Config  # noqa: E402
-from webhook_service.signature import signed_headers  # noqa: E402
+from webhook_service.receiver.signature import signed_headers  # noqa: E402
 
 GOAL = 200
 

@@ -27,8 +27,8 @@ from redis import Redis  # noqa: E402
 
 from bench.harness import BIN, TOKEN, environment, redis_server  # noqa: E402
 from bench.results import emit  # noqa: E402
-from jobs.connection import queue as build_queue  # noqa: E402
-from jobs.cursor import Cursor  # noqa: E402
+from webhook_service.connection import queue as build_queue  # noqa: E402
+from jobs.poller.cursor import Cursor  # noqa: E402
 from webhook_service import Router  # noqa: E402
 from webhook_service.config import Config  # noqa: E402
 from webhook_service.testing import FakeHubSpot  # noqa: E402

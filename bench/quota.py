@@ -34,10 +34,10 @@ from redis import Redis  # noqa: E402
 
 from bench import harness  # noqa: E402
 from bench.results import emit  # noqa: E402
-from jobs.connection import queue as build_queue  # noqa: E402
+from webhook_service.connection import queue as build_queue  # noqa: E402
 from webhook_service import Router  # noqa: E402
 from webhook_service.config import Config  # noqa: E402
-from webhook_service.intake import enqueue_delivery  # noqa: E402
+from webhook_service.receiver.intake import enqueue_delivery  # noqa: E402
 from webhook_service.testing import FakeHubSpot, make_event  # noqa: E402
 
 LIMIT, WINDOW, LATENCY, PER_BATCH = 110, 10.0, 0.12, 100

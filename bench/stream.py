@@ -64,9 +64,9 @@ def stage_changed(event) -> None:
 def run(harness, redis: Redis, fake, deliveries: list[list[dict]], rate: float, workers: int, cap: int | None
         ) -> dict:
     """Feed ``deliveries`` at ``rate`` a second to ``workers`` fresh processes; return what HubSpot saw."""
-    from jobs.connection import queue as build_queue
+    from webhook_service.connection import queue as build_queue
     from webhook_service.config import Config
-    from webhook_service.intake import enqueue_delivery
+    from webhook_service.receiver.intake import enqueue_delivery
 
     redis.flushall()
     url = redis.connection_pool.connection_kwargs

@@ -28,7 +28,7 @@ from rq.serializers import JSONSerializer  # noqa: E402
 from bench import harness  # noqa: E402
 from bench.handlers import router  # noqa: E402
 from bench.results import emit  # noqa: E402
-from jobs.worker import build_worker  # noqa: E402
+from jobs.worker.worker import build_worker  # noqa: E402
 from webhook_service.config import Config  # noqa: E402
 
 GOAL_MS = 5.0

@@ -47,7 +47,7 @@ def test_changes_hubhook_made_itself_can_be_ignored(run_handlers):
 
 
 def test_signed_delivery_signs_like_hubspot(signed_delivery, hubhook_secret, hubhook_webhook_url):
-    from webhook_service.signature import verify
+    from webhook_service.receiver.signature import verify
 
     body, headers = signed_delivery([make_event("contact.creation", 1)])
     assert verify(headers, body, secrets=[hubhook_secret], method="POST", uri=hubhook_webhook_url) == "v3"

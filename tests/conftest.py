@@ -62,7 +62,7 @@ def drain(config: Config, router, *, rounds: int = 20) -> None:
     """Run a real RQ worker (in this process) until the queue and its scheduled retries are empty."""
     from rq.registry import ScheduledJobRegistry
 
-    from jobs.worker import build_worker
+    from jobs.worker.worker import build_worker
 
     for _ in range(rounds):
         worker = build_worker(config, router)

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from jobs import poller
-from jobs.connection import queue as build_queue
-from jobs.cursor import Cursor
+from jobs.poller import main as poller
+from webhook_service.connection import queue as build_queue
+from jobs.poller.cursor import Cursor
 from webhook_service import Router
 from webhook_service.testing import FakeHubSpot
 

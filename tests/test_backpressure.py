@@ -2,10 +2,10 @@
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs import pending
-from jobs.connection import queue as build_queue
+from webhook_service.telemetry import backlog
+from webhook_service.connection import queue as build_queue
 from webhook_service import Router
-from webhook_service.app import create_app
+from webhook_service.receiver.app import create_app
 from webhook_service.config import Config
 from webhook_service.testing import make_event, signed_delivery
 
@@ -39,14 +39,14 @@ def test_above_the_limit_the_receiver_answers_429_and_enqueues_nothing(limited, 
     # Given 3 events pending, the limit
     first = [make_event("contact.creation", i) for i in (1, 2, 3)]
     assert post(client, limited, first).status_code == 200
-    assert pending.read(redis) == 3
+    assert backlog.read(redis) == 3
     # When HubSpot posts another delivery
     late = [make_event("contact.creation", 4)]
     response = post(client, limited, late)
     # Then it is refused with Retry-After, nothing is enqueued and the change is not marked seen
     assert response.status_code == 429 and response.headers["Retry-After"] == "42"
     assert "3 events are waiting" in response.json["error"]
-    assert queue.count == 1 and pending.read(redis) == 3
+    assert queue.count == 1 and backlog.read(redis) == 3
     assert rejected_backpressure(client) == before + 1
     # And a redelivery of already-accepted events is still acknowledged (HubSpot can stop retrying it)
     assert post(client, limited, [{**first[0], "attemptNumber": 1}]).status_code == 200
@@ -54,7 +54,7 @@ def test_above_the_limit_the_receiver_answers_429_and_enqueues_nothing(limited, 
     hubspot.add("contacts", 4)
     drain(limited, Router())
     # Then the count is back to 0 and HubSpot's retry of the refused delivery is accepted, not a duplicate
-    assert pending.read(redis) == 0
+    assert backlog.read(redis) == 0
     response = post(client, limited, [{**late[0], "attemptNumber": 1}])
     assert response.status_code == 200 and response.json["enqueued"] == 1
 
@@ -65,7 +65,7 @@ def test_the_count_follows_coalesced_batches_and_failed_jobs(config, redis, hubs
     for i in range(1, 6):
         hubspot.add("contacts", i)
         assert post(client, config, [make_event("contact.creation", i)]).status_code == 200
-    assert pending.read(redis) == 5
+    assert backlog.read(redis) == 5
     # When they are processed
     seen = []
     router = Router()
@@ -73,22 +73,22 @@ def test_the_count_follows_coalesced_batches_and_failed_jobs(config, redis, hubs
     drain(config, router)
     # Then every event was handled and none is counted as pending any more
     assert sorted(e.object_id for e in seen) == ["1", "2", "3", "4", "5"]
-    assert pending.read(redis) == 0
+    assert backlog.read(redis) == 0
 
 
 def test_a_drifted_count_heals_when_nothing_is_queued(config, redis):
     # Given a count left high by jobs deleted by hand (e.g. in rq-dashboard)
-    redis.set(pending.PENDING_KEY, 500)
+    redis.set(backlog.PENDING_KEY, 500)
     queue = build_queue(config, redis)
     # When a worker's maintenance pass sees an empty queue and nothing running
-    assert pending.reconcile(redis, queue) == 500
+    assert backlog.reconcile(redis, queue) == 500
     # Then the count is 0, and it never goes below 0
-    assert pending.read(redis) == 0
-    assert pending.done(redis, 7) == 0 and pending.read(redis) == 0
+    assert backlog.read(redis) == 0
+    assert backlog.done(redis, 7) == 0 and backlog.read(redis) == 0
 
 
 def test_a_count_with_work_queued_is_not_reset(config, redis):
     client = create_app(config).test_client()
     assert post(client, config, [make_event("contact.creation", 1)]).status_code == 200
-    assert pending.reconcile(redis, build_queue(config, redis)) == 0
-    assert pending.read(redis) == 1
+    assert backlog.reconcile(redis, build_queue(config, redis)) == 0
+    assert backlog.read(redis) == 1

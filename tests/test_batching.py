@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from rq.job import _current_job
 
-from jobs import coalesce, deadletter, pending
-from jobs.connection import queue as build_queue
+from jobs.delivery import batching
+from webhook_service.operator import dead_letters
+from webhook_service.telemetry import backlog
+from webhook_service.connection import queue as build_queue
 from webhook_service import Router
-from webhook_service.intake import enqueue_delivery
+from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 
 from .conftest import drain
@@ -43,7 +45,7 @@ def test_a_backlog_of_one_event_deliveries_costs_a_few_batch_calls(config, redis
     assert all(e.associations["companies"] == [str(5000 + int(e.object_id))] for e in seen)
     assert sorted(len(c.body["inputs"]) for c in hubspot.calls if "/batch/read" in c.path) == [50, 100, 100, 250]
     assert hubspot.count() == 4
-    assert coalesce.claimed_count(redis) == 0 and redis.keys("rq:job:*") == []
+    assert batching.claimed_count(redis) == 0 and redis.keys("rq:job:*") == []
 
 
 def test_without_association_reads_a_batch_stops_at_one_record_read(config, redis, hubspot):
@@ -93,7 +95,7 @@ def test_an_unexpected_failure_gives_the_claimed_deliveries_back(config, redis, 
     # Then the batch was given back and each delivery ran alone once; nothing is parked
     assert sorted(int(e.object_id) for e in seen) == list(range(1, 21))
     assert len(redis.keys("hubhook:coalesce:solo:*")) == 20
-    assert deadletter.dead_letters(config) == [] and coalesce.claimed_count(redis) == 0
+    assert dead_letters.dead_letters(config) == [] and batching.claimed_count(redis) == 0
 
 
 def test_deliveries_claimed_by_a_worker_that_died_are_given_back(config, redis, hubspot):
@@ -105,18 +107,18 @@ def test_deliveries_claimed_by_a_worker_that_died_are_given_back(config, redis, 
     leader = queue.fetch_job(redis.lpop(queue.key).decode())
     token = _current_job.set(leader)
     try:
-        batch = coalesce.gather(redis, queue, leader.args[0], "webhook", 0, max_events=100,
-                                job_timeout=-coalesce.LEASE_GRACE - 1)   # a lease that has already run out
+        batch = batching.gather(redis, queue, leader.args[0], "webhook", 0, max_events=100,
+                                job_timeout=-batching.LEASE_GRACE - 1)   # a lease that has already run out
     finally:
         _current_job.reset(token)
-    assert len(batch.claimed) == 4 and queue.count == 0 and coalesce.claimed_count(redis) == 4
+    assert len(batch.claimed) == 4 and queue.count == 0 and batching.claimed_count(redis) == 4
     queue.enqueue_job(leader)  # RQ's own recovery of the dead worker's job
     seen = []
     # When a worker runs its maintenance and drains the queue
     drain(config, contacts_router(seen))
     # Then all five deliveries were handled
     assert sorted(int(e.object_id) for e in seen) == [1, 2, 3, 4, 5]
-    assert coalesce.claimed_count(redis) == 0
+    assert batching.claimed_count(redis) == 0
 
 
 def deals_router(seen):
@@ -162,7 +164,7 @@ def test_queued_full_deliveries_share_association_reads_of_up_to_1000_ids(config
     assert all(e.record["properties"]["dealname"] == f"d{e.object_id}" for e in seen)
     assert all(e.associations == {"contacts": [str(100_000 + int(e.object_id))],
                                   "companies": [str(200_000 + int(e.object_id))]} for e in seen)
-    assert coalesce.claimed_count(redis) == 0 and redis.keys("rq:job:*") == [] and pending.read(redis) == 0
+    assert batching.claimed_count(redis) == 0 and redis.keys("rq:job:*") == [] and backlog.read(redis) == 0
 
 
 def test_a_batch_that_runs_long_hands_what_it_did_not_dispatch_to_a_new_job(config, redis, hubspot):
@@ -191,7 +193,7 @@ def test_a_batch_that_runs_long_hands_what_it_did_not_dispatch_to_a_new_job(conf
     reads = sum(len(c.body["inputs"]) for c in hubspot.calls if "/objects/" in c.path)
     assert reads > 40
     # and nothing is left claimed, queued or counted as pending
-    assert coalesce.claimed_count(redis) == 0 and redis.keys("rq:job:*") == [] and pending.read(redis) == 0
+    assert batching.claimed_count(redis) == 0 and redis.keys("rq:job:*") == [] and backlog.read(redis) == 0
 
 
 @needs_hubhook
@@ -220,4 +222,4 @@ def test_worker_processes_read_associations_across_queued_deliveries(config, env
     records = [len(c.body["inputs"]) for c in hubspot.calls if "/objects/" in c.path]
     assert sum(links) == 1200 and max(links) <= 1000 and max(links) >= 500 and len(links) <= 4
     assert sum(records) == 1200 and max(records) <= 100
-    assert coalesce.claimed_count(redis) == 0
+    assert batching.claimed_count(redis) == 0

@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
-from webhook_service.testing.fake_demo import seed_demo
-from webhook_service.testing.fake_hubspot import FakeHubSpot
+from webhook_service.testing.fake_hubspot.demo import seed_demo
+from webhook_service.testing.fake_hubspot.server import FakeHubSpot
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 SORT_MODIFIED = [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}]

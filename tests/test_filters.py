@@ -3,12 +3,13 @@ import time
 
 import pytest
 
-from jobs import history, stats
-from jobs.connection import queue as build_queue
+from webhook_service.telemetry import object_history
+from webhook_service.telemetry import stats
+from webhook_service.connection import queue as build_queue
 from webhook_service import RegistrationError, Router
 from webhook_service.config import Config
 from webhook_service.filters import IgnoreSources, old_value
-from webhook_service.intake import enqueue_delivery
+from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 
 from .conftest import drain
@@ -63,7 +64,7 @@ def test_from_compares_the_old_value_from_property_history(config, redis, hubspo
     (call,) = hubspot.calls
     assert call.body["propertiesWithHistory"] == ["dealstage"]
     # And the object history says why deal 2 did not reach it
-    seen_entry = [e for e in history.read(redis, "deal", "2") if e["kind"] == "seen"][0]
+    seen_entry = [e for e in object_history.read(redis, "deal", "2") if e["kind"] == "seen"][0]
     assert seen_entry["handlers"] == ["all-stages"] and seen_entry["filtered"] == ["signed"]
     assert stats.read(redis).series("changes_filtered") == {(("handler", "signed"),): 1.0}
 
@@ -82,7 +83,7 @@ def test_echo_suppression_drops_hubhooks_own_writes_before_any_fetch(config, red
     # Then the handler saw only the user's change, and the others are counted and kept in the history
     assert [[c["propertyValue"] for c in e.changes] for e in seen] == [["c"]]
     assert stats.read(redis).series("changes_suppressed") == {(("reason", "echo"),): 2.0}
-    kinds = [e["kind"] for e in history.read(redis, "deal", "1")]
+    kinds = [e["kind"] for e in object_history.read(redis, "deal", "1")]
     assert kinds[0] == "suppressed" and "seen" in kinds and "handler" in kinds
 
 

@@ -3,9 +3,9 @@ import time
 
 from rq.job import Job
 
-from jobs import pending
-from jobs.connection import queue as build_queue
-from webhook_service.intake import (
+from webhook_service.telemetry import backlog
+from webhook_service.connection import queue as build_queue
+from webhook_service.receiver.intake import (
     _IDENTITY,
     _digest,
     delivery_job,
@@ -60,7 +60,7 @@ def test_the_job_is_what_rq_itself_would_save(config, redis):
     assert queue.job_ids == [result.job_id, "delivery-reference"]
     assert redis.sismember("rq:queues", queue.key)
     assert all(was_seen(redis, e) for e in events)
-    assert pending.read(redis) == 2
+    assert backlog.read(redis) == 2
 
 
 def test_a_delivery_larger_than_one_exists_call_is_deduped_whole(config, redis):
@@ -74,7 +74,7 @@ def test_a_delivery_larger_than_one_exists_call_is_deduped_whole(config, redis):
     assert [e["objectId"] for e in Job.fetch(result.job_id, connection=redis, serializer=queue.serializer).args[0]] \
         == [9001, 9002]
     assert enqueue_delivery(redis, queue, events).job_id is None
-    assert queue.count == 2 and pending.read(redis) == 2503
+    assert queue.count == 2 and backlog.read(redis) == 2503
 
 
 def test_a_redis_that_forgot_the_script_still_takes_deliveries(config, redis):
@@ -95,7 +95,7 @@ def test_throttled_and_all_seen_write_nothing(config, redis):
     refused = enqueue_delivery(redis, queue, [*first, fresh], max_pending=1)
     assert refused.throttled and refused.pending == 1 and refused.job_id is None
     assert not was_seen(redis, fresh) and was_seen(redis, first[0])
-    assert queue.count == 1 and pending.read(redis) == 1
+    assert queue.count == 1 and backlog.read(redis) == 1
 
 
 def test_a_digest_is_seen_for_its_whole_ttl_and_then_forgotten(config, redis):

@@ -14,10 +14,10 @@ import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from jobs import deadletter
+from webhook_service.operator import dead_letters
 from webhook_service import Router
-from webhook_service.app import create_app
-from webhook_service.oauth_store import TokenStore
+from webhook_service.receiver.app import create_app
+from webhook_service.oauth.token_store import TokenStore
 from webhook_service.testing import make_event
 
 from .conftest import ROOT, drain
@@ -138,7 +138,7 @@ def test_two_processes_refreshing_at_once_make_one_refresh_call(web, hubspot, re
     hubspot.reset_calls()
     hubspot.hang_next(1, 1.0, path_contains="/oauth/")
     script = ("import hashlib; from redis import Redis; from webhook_service.config import Config; "
-              "from webhook_service.oauth_store import TokenStore; c = Config.from_env(); "
+              "from webhook_service.oauth.token_store import TokenStore; c = Config.from_env(); "
               "t = TokenStore(Redis.from_url(c.redis_url), c).token_for(4242); "
               "print(hashlib.sha256(t.encode()).hexdigest()[:12])")
     oauth_env = {**env, "HUBSPOT_CLIENT_ID": CLIENT_ID, "HUBSPOT_ACCESS_TOKEN": ""}
@@ -187,7 +187,7 @@ def test_each_portal_is_read_with_its_own_token_and_unknown_portals_are_parked(w
     assert {(e.portal_id, e.record["properties"]["email"]) for e in seen} == {(4242, "a@4242"), (4343, "b@4343")}
     assert {(c.portal, c.token_sha256) for c in hubspot.calls} == {(h, sha(t.access_token)) for h, t in tokens.items()}
     # And the unknown portal's event is parked with a message saying what to do
-    (letter,) = deadletter.dead_letters(oauth_config)
+    (letter,) = dead_letters.dead_letters(oauth_config)
     assert "portal 9999 has not installed the app" in letter.error and "/oauth/install" in letter.error
     # And no token is in any log line or Redis key, or readable in any Redis value
     secrets = [t.access_token for t in tokens.values()] + [t.refresh_token for t in tokens.values()]

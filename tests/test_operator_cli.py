@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from jobs.connection import queue as build_queue
-from jobs.cursor import Cursor
-from jobs.ratelimit import RateGovernor
-from webhook_service.intake import enqueue_delivery
+from webhook_service.connection import queue as build_queue
+from jobs.poller.cursor import Cursor
+from jobs.hubspot.rate_budget import RateGovernor
+from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 
 from .conftest import drain

@@ -4,10 +4,10 @@ import dataclasses
 import pytest
 from rq.registry import FailedJobRegistry
 
-from jobs import deadletter
-from jobs.connection import queue as build_queue
+from webhook_service.operator import dead_letters
+from webhook_service.connection import queue as build_queue
 from webhook_service import Router
-from webhook_service.intake import enqueue_delivery
+from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 
 from .conftest import drain
@@ -86,16 +86,16 @@ def test_a_failing_handler_is_retried_alone_then_dead_lettered_and_replayed(conf
     drain(config, router)
     # Then the steady handler ran exactly once and the failure is parked under the handler's name
     assert seen == [("steady", "1")]
-    assert deadletter.counts_by_handler(config) == {"flaky": 1}
+    assert dead_letters.counts_by_handler(config) == {"flaky": 1}
     # When the handler is fixed and its dead letters are replayed by name
     broken["on"] = False
-    lines = list(deadletter.replay(config, handler="flaky"))
+    lines = list(dead_letters.replay(config, handler="flaky"))
     drain(config, router)
     # Then only the failing handler ran again, and the registry is empty
     assert lines[-1] == "1 job(s) requeued"
     assert seen == [("steady", "1"), ("flaky", "1")]
     assert FailedJobRegistry(queue=build_queue(config)).count == 0
-    assert list(deadletter.replay(config))[0].startswith("nothing to replay")
+    assert list(dead_letters.replay(config))[0].startswith("nothing to replay")
 
 
 def test_replay_of_an_unknown_handler_names_what_exists(config, redis, hubspot):
@@ -104,7 +104,7 @@ def test_replay_of_an_unknown_handler_names_what_exists(config, redis, hubspot):
     hubspot.add("contacts", 1)
     deliver(config, redis, [make_event("contact.creation", 1)])
     drain(config, router)
-    assert "there are dead letters for: divider" in list(deadletter.replay(config, handler="nope"))[0]
+    assert "there are dead letters for: divider" in list(dead_letters.replay(config, handler="nope"))[0]
 
 
 def test_deleted_objects_get_no_record_and_cost_no_call(config, redis, hubspot, seen):
@@ -128,7 +128,7 @@ def test_missing_objects_are_not_errors(config, redis, hubspot, seen):
     drain(config, router)
     records = {e.object_id: e.record for e in seen}
     assert records["1"]["id"] == "1" and records["404"] is None
-    assert deadletter.dead_letters(config) == []
+    assert dead_letters.dead_letters(config) == []
 
 
 def test_merged_objects_get_the_surviving_record(config, redis, hubspot, seen):

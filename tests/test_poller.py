@@ -1,7 +1,7 @@
 """The fallback poller: every change of a polled type reaches its handlers exactly once.
 
 Real Redis, the fake HubSpot over HTTP (its search lags, caps at 10,000 and pages like HubSpot's),
-the real poller (``jobs.poller.run(..., once=True)`` is one round of ``hubhook poll --once``) and a
+the real poller (``jobs.poller.main.run(..., once=True)`` is one round of ``hubhook poll --once``) and a
 real RQ worker (``drain``). Leadership is in test_poller_leader.py, faults in test_poller_faults.py.
 """
 from __future__ import annotations
@@ -10,11 +10,11 @@ import threading
 from collections import Counter
 from dataclasses import replace
 
-from jobs import poller
-from jobs.connection import queue as build_queue
-from jobs.reconcile import note_webhook_changes
+from jobs.poller import main as poller
+from webhook_service.connection import queue as build_queue
+from jobs.poller.reconcile import note_webhook_changes
 from webhook_service import Router
-from webhook_service.intake import enqueue_delivery
+from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import FakeHubSpot, make_event
 
 from .conftest import TOKEN, drain

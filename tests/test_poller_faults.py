@@ -5,7 +5,7 @@ import logging
 from collections import Counter
 
 from webhook_service import Router
-from webhook_service.testing.fake_shapes import error_body, rate_limit_body
+from webhook_service.testing.fake_hubspot.shapes import error_body, rate_limit_body
 
 from .conftest import drain
 from . import poller_support as kit

@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import pytest
 
-from jobs import poller
-from jobs.leader import LEADER_KEY
+from jobs.poller import main as poller
+from jobs.poller.leader import LEADER_KEY
 
 from . import poller_support as kit
 from .poller_support import queued, wait_for

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from rq.registry import FailedJobRegistry
 
-from jobs import deadletter, handoff
-from jobs.connection import queue as build_queue
-from jobs.hubspot import HubSpotClient
-from jobs.ratelimit import Budget, RateGovernor
+from webhook_service.operator import dead_letters
+from jobs.delivery import parking
+from webhook_service.connection import queue as build_queue
+from jobs.hubspot.client import HubSpotClient
+from jobs.hubspot.rate_budget import Budget, RateGovernor
 from webhook_service import Router
 from webhook_service.errors import RateLimited
-from webhook_service.intake import delivery_job
+from webhook_service.receiver.intake import delivery_job
 from webhook_service.testing import FakeHubSpot, make_event
 
 from .conftest import TOKEN, drain
@@ -165,7 +166,7 @@ def test_a_run_of_5xx_loses_nothing(config, redis, hubspot, seen):
     router.add(seen.append, "deal.creation", name="deals", properties=["dealname"])
     drain(config, router)
     assert sorted(e.record["properties"]["dealname"] for e in seen) == [f"d{i}" for i in range(1, 6)]
-    assert deadletter.dead_letters(config) == []
+    assert dead_letters.dead_letters(config) == []
 
 
 def test_missing_scopes_park_that_type_with_one_line_naming_the_scope(config, redis, hubspot, seen, caplog):
@@ -182,13 +183,13 @@ def test_missing_scopes_park_that_type_with_one_line_naming_the_scope(config, re
         drain(config, router)
     # Then the contact was handled, the deal parked, and one warning names the missing scope
     assert [e.object_type for e in seen] == ["contact"]
-    (letter,) = deadletter.dead_letters(config)
+    (letter,) = dead_letters.dead_letters(config)
     assert "crm.objects.deals.read" in letter.error
     lines = [r for r in caplog.records if "crm.objects.deals.read" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelno == logging.WARNING
     assert "Traceback" not in caplog.text
     # And once the scope is granted, a replay delivers it
-    list(deadletter.replay(config))
+    list(dead_letters.replay(config))
     drain(config, router)
     assert [e.object_type for e in seen] == ["contact", "deal"]
 
@@ -197,15 +198,15 @@ def test_work_hubspot_keeps_failing_is_parked_after_its_last_attempt(config, red
     # Given a delivery on its last attempt and a HubSpot that keeps answering 500
     hubspot.add("contacts", 1)
     queue = build_queue(config, redis)
-    queue.enqueue_job(delivery_job(queue, [make_event("contact.creation", 1)], attempt=handoff.MAX_ATTEMPTS - 1))
+    queue.enqueue_job(delivery_job(queue, [make_event("contact.creation", 1)], attempt=parking.MAX_ATTEMPTS - 1))
     hubspot.fail_next(4, 500)
     router = Router()
     router.add(seen.append, "contact.creation", name="welcome")
     # When it is processed
     drain(config, router)
     # Then nothing reached the handler, and the delivery waits in the dead-letter registry, replayable
-    (letter,) = deadletter.dead_letters(config)
+    (letter,) = dead_letters.dead_letters(config)
     assert seen == [] and letter.handler == "delivery" and "HubSpot kept failing" in letter.error
-    list(deadletter.replay(config))
+    list(dead_letters.replay(config))
     drain(config, router)
     assert [e.object_id for e in seen] == ["1"]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from webhook_service.schemas import _EVENTS, _fast_load
+from webhook_service.receiver.schemas import _EVENTS, _fast_load
 from webhook_service.testing import make_event
 
 TYPES = ["contact.creation", "contact.propertyChange", "deal.merge", "contact.associationChange",

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from webhook_service.errors import SignatureError
-from webhook_service.signature import normalize_v3_uri, sign, signed_headers, verify
+from webhook_service.receiver.signature import normalize_v3_uri, sign, signed_headers, verify
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "signature_test_vectors.json").read_text())["vectors"]
 URL = "https://hooks.example.com/webhooks/hubspot"

@@ -1,6 +1,6 @@
-"""The worker's short path around each job (jobs.lean) leaves Redis as RQ's own path would.
+"""The worker's short path around each job (webhook_service.rq_internals.lean_worker) leaves Redis as RQ's own path would.
 
-Why: jobs.lean replaces RQ's success handling for jobs whose result is not kept (all of hubhook's),
+Why: webhook_service.rq_internals.lean_worker replaces RQ's success handling for jobs whose result is not kept (all of hubhook's),
 to save round trips (issue 6). These tests pin what RQ would have done: nothing of a finished job
 left behind, the worker's figures and state right, the job's figures and histories written, and a
 job with dependents still handed to RQ so its dependents run.
@@ -12,11 +12,12 @@ import dataclasses
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from jobs import history, stats
-from jobs.connection import queue as build_queue
-from jobs.worker import HubhookWorker, build_worker
+from webhook_service.telemetry import object_history
+from webhook_service.telemetry import stats
+from webhook_service.connection import queue as build_queue
+from jobs.worker.worker import HubhookWorker, build_worker
 from webhook_service import Router
-from webhook_service.intake import enqueue_delivery
+from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 
 
@@ -46,7 +47,7 @@ def test_finished_deliveries_leave_no_job_execution_or_registry_entry(config, re
     assert redis.hget(worker.key, "state") == b"idle"
     counted = stats.read(redis).series("jobs")
     assert counted[(("function", "process_delivery"), ("outcome", "ok"))] == 3
-    assert [e["kind"] for e in history.read(redis, "contact", 2)] == ["seen", "handler"]
+    assert [e["kind"] for e in object_history.read(redis, "contact", 2)] == ["seen", "handler"]
 
 
 def test_a_job_with_dependents_takes_rqs_path_and_its_dependent_runs(config, redis):

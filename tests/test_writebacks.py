@@ -4,8 +4,8 @@ import logging
 
 from redis.exceptions import LockError
 
-from jobs import deadletter
-from jobs.hubspot import HubSpotClient
+from webhook_service.operator import dead_letters
+from jobs.hubspot.client import HubSpotClient
 from webhook_service import Router
 from webhook_service.testing import make_event
 
@@ -68,7 +68,7 @@ def test_a_rate_limited_write_back_is_retried_later_without_spending_retries(con
     # Then the fourth attempt wrote it, nothing is parked, and no traceback was logged for a 429
     assert len(attempts) == 4
     assert HubSpotClient(config).get("contacts", "1", ["hs_lead_status"])["properties"]["hs_lead_status"] == "OPEN"
-    assert deadletter.dead_letters(config) == [] and "Traceback" not in caplog.text
+    assert dead_letters.dead_letters(config) == [] and "Traceback" not in caplog.text
 
 
 def test_event_lock_excludes_a_second_holder_until_released(config, redis, hubspot):

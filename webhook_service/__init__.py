@@ -4,11 +4,10 @@ Public API (pinned by tests/test_public_api.py)::
 
     from webhook_service import Router, Event
 """
-from .config import Config
-from .errors import (ConfigError, HubhookError, HubSpotAPIError, MissingScopes, PayloadError, RateLimited,
-                     RegistrationError, SignatureError, TransientAPIError)
-from .events import Event
-from .router import Handler, Router
+from webhook_service.config import Config
+from webhook_service.errors import ConfigError, HubhookError, HubSpotAPIError, MissingScopes, PayloadError, RateLimited, RegistrationError, SignatureError, TransientAPIError
+from webhook_service.events import Event
+from webhook_service.router import Handler, Router
 
 __all__ = [
     "Config",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import overload
 from urllib.parse import urlparse
 
-from .errors import ConfigError
+from webhook_service.errors import ConfigError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_API_BASE_URL = "https://api.hubapi.com"

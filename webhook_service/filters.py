@@ -1,6 +1,6 @@
 """Which changes reach handlers: echo suppression and the old value behind ``from_=`` filters.
 
-Pure functions over HubSpot's event and record dicts, shared by the worker (``jobs.process``) and
+Pure functions over HubSpot's event and record dicts, shared by the worker (``jobs.delivery.job``) and
 the handler testing kit (``webhook_service.testing``), so a test sees exactly what production does.
 
 - Echo suppression (``HUBHOOK_IGNORE_SOURCES``): a handler that writes to HubSpot causes a

@@ -5,8 +5,8 @@ import importlib
 import os
 import sys
 
-from .errors import ConfigError
-from .router import Router
+from webhook_service.errors import ConfigError
+from webhook_service.router import Router
 
 
 def load_router(spec: str | None) -> Router:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import filters, objects
-from .errors import RegistrationError
+from webhook_service import filters, objects
+from webhook_service.errors import RegistrationError
 
 OPTIONS = ("name", "property", "properties", "associations", "to", "from_")
 

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from webhook_service.signature import sign
+from webhook_service.receiver.signature import sign
 from webhook_service.testing import make_event
 
 from ..conftest import SECRET

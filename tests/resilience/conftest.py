@@ -17,7 +17,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from jobs.coalesce import claimed_count
+from jobs.delivery.batching import claimed_count
 from webhook_service.devstack import RedisProcess, free_port
 from webhook_service.testing import FakeHubSpot
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from jobs.cursor import Cursor
+from jobs.poller.cursor import Cursor
 from webhook_service.testing import make_event
 
 from ..conftest import SECRET

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from webhook_service.intake import was_seen
+from webhook_service.receiver.intake import was_seen
 
 from ..conftest import SECRET
 from .conftest import pending_work, quiescent

@@ -7,7 +7,7 @@ runs; and everything must be handled within 60 s of the last kill. With ``HUBHOO
 the README promises an abandoned job runs again within about job_timeout + 45 s = 55 s.
 
 The short tests after it pin, one at a time, the RQ recovery stalls this storm exposed
-(``jobs.recovery``), so a regression shows up in seconds rather than as a slow storm.
+(``webhook_service.rq_internals.recovery``), so a regression shows up in seconds rather than as a slow storm.
 """
 import random
 import time
@@ -16,11 +16,11 @@ import pytest
 from rq.executions import Execution
 from rq.scheduler import RQScheduler
 
-from jobs.connection import queue as build_queue
-from jobs.recovery import maintain, release_dead_scheduler_locks
-from jobs.worker import build_worker
+from webhook_service.connection import queue as build_queue
+from webhook_service.rq_internals.recovery import maintain, release_dead_scheduler_locks
+from jobs.worker.worker import build_worker
 from webhook_service import Router
-from webhook_service.intake import enqueue_delivery
+from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 
 from ..conftest import SECRET, drain

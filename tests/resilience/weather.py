@@ -20,7 +20,7 @@ from flask import jsonify, request
 from redis import Redis
 
 from webhook_service.testing import FakeHubSpot
-from webhook_service.testing.fake_shapes import rate_limit_body
+from webhook_service.testing.fake_hubspot.shapes import rate_limit_body
 
 
 class ApiWeather:

@@ -6,8 +6,8 @@
 - The pytest plugin (``webhook_service.testing.pytest_plugin``, loaded automatically) wraps them in
   fixtures: ``hubspot_fake``, ``signed_delivery``, ``run_handlers``.
 """
-from .deliveries import make_event, post_delivery, signed_delivery
-from .fake_hubspot import FakeHubSpot
-from .handlers import HandlerRun, run_handlers
+from webhook_service.testing.deliveries import make_event, post_delivery, signed_delivery
+from webhook_service.testing.fake_hubspot.server import FakeHubSpot
+from webhook_service.testing.handlers import HandlerRun, run_handlers
 
 __all__ = ["FakeHubSpot", "HandlerRun", "make_event", "post_delivery", "run_handlers", "signed_delivery"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from ..signature import signed_headers
+from webhook_service.receiver.signature import signed_headers
 
 _event_ids = itertools.count(int(time.time() * 1000) % 10**9)
 

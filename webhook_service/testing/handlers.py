@@ -18,12 +18,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from ..config import Config
-from ..events import Event
-from ..filters import IgnoreSources
-from ..router import Handler, Router
-from ..schemas import parse_events
-from .fake_hubspot import FakeHubSpot
+from webhook_service.config import Config
+from webhook_service.events import Event
+from webhook_service.filters import IgnoreSources
+from webhook_service.router import Handler, Router
+from webhook_service.receiver.schemas import parse_events
+from webhook_service.testing.fake_hubspot.server import FakeHubSpot
 
 TEST_TOKEN = "hubhook-testing-token"
 
@@ -116,8 +116,9 @@ def run_handlers(router: Router, changes: dict | Iterable[dict], *, hubspot: Fak
                  source: str = "webhook", raise_errors: bool = True) -> HandlerRun:
     """Validate ``changes`` (one event or several), seed the fake, enrich and call the matching handlers."""
     # webhook_service never imports jobs at module level
-    from jobs import dispatch, enrich
-    from jobs.hubspot import HubSpotClient
+    from jobs.delivery import dispatch
+    from jobs.delivery import fetching
+    from jobs.hubspot.client import HubSpotClient
 
     raw = [changes] if isinstance(changes, Mapping) else list(changes)
     events = parse_events(json.dumps(raw).encode())  # the receiver's validation, with its messages
@@ -126,10 +127,10 @@ def run_handlers(router: Router, changes: dict | Iterable[dict], *, hubspot: Fak
     config = Config(api_base_url=hubspot.url, access_token=TEST_TOKEN, ignore_sources=tuple(ignore_sources))
     run = HandlerRun()
     kept, run.suppressed = IgnoreSources(config.ignore_sources).split(events)
-    work = [(item, hs) for item in enrich.group_changes(kept)
+    work = [(item, hs) for item in fetching.group_changes(kept)
             if (hs := [h for h in router.handlers if any(h.matches(c) for c in item.changes)])]
     client = HubSpotClient(config)
-    fetched = enrich.fetch(client, work) if work else {}
+    fetched = fetching.fetch(client, work) if work else {}
     for item, handlers in work:
         chosen = dispatch.selected(handlers, item, fetched[item.key], source, trace=False)
         run.filtered += [h.name for h in handlers if h not in chosen]
@@ -149,7 +150,7 @@ def run_handlers(router: Router, changes: dict | Iterable[dict], *, hubspot: Fak
 def _event(handler: Handler, item: Any, enrichment: Any, source: str, client: Any) -> Event:
     latest = [c for c in item.changes if handler.matches(c)][-1]
     try:
-        from jobs.portal_client import PortalClient
+        from jobs.hubspot.portal_client import PortalClient
         hubspot = PortalClient(client, item.portal_id)
     except ImportError:
         hubspot = client

@@ -1,0 +1,249 @@
+"""Backlog batching: a delivery job takes deliveries queued behind it along, so one batch read serves many.
+
+Under light load HubSpot sends one event per delivery, and hubhook makes one job per delivery; when
+those pile up (a burst, a HubSpot outage just ended, workers were down, a stream paced by HubSpot's
+quota) each job would cost its own batch reads. So a starting ``process_delivery`` job (the
+*leader*) looks at the head of the queue and *claims* queued delivery jobs of the same source, oldest
+first, while they fit in its batch. A lone event waits for nothing: the leader only takes what is
+already queued.
+
+How big a batch grows (``limit``): records are read 100 ids a call, associations 1,000, so beyond
+100 events a bigger batch saves calls only when the handlers of its events read associations. Then
+it grows up to ``HUBHOOK_COALESCE_MAX_EVENTS`` (default 1,000: a stream of 100-event deliveries costs
+0.012 calls per event with 2 association types instead of 0.03); otherwise it stops at 100, the size
+of one full HubSpot delivery. A big batch runs its handlers longer, so a batch that took deliveries
+along stops dispatching at half the job timeout (``overdue``) and hands what it has not dispatched
+on to a new job at the head of the queue (``jobs.delivery.parking``): handlers' time never runs it into
+RQ's timeout, and nothing already dispatched runs twice.
+
+Claiming must never lose or duplicate a job, so it is one Lua script: for each chosen id, ``LREM``
+it from RQ's queue list (exactly one of RQ's dequeue and this script can remove a given id) and
+``RPUSH`` it onto a claim list owned by this run, whose lease (``job_timeout + 15 s``, as long as RQ
+waits before it calls the leader itself abandoned) is recorded in
+a sorted set. The claimed jobs' hashes stay untouched, still "queued". Then:
+
+- success: in one MULTI with handing on whatever HubSpot refused (``handoff.settle``), the claimed
+  job hashes, the claim list and the lease are deleted;
+- an unexpected exception (a bug, a job timeout): ``release`` puts the claimed ids back at the head of
+  the queue and marks them and the leader *solo* for an hour (never claimed, never claiming), so one
+  poisonous delivery cannot fail its neighbours twice; RQ retries the leader itself as usual;
+- the worker dies: ``recover``, run in every worker's maintenance pass, puts back the ids of claims
+  whose lease ran out, the same way; RQ recovers the leader itself.
+
+So each claimed delivery is processed at least once, like every other job. Lua scripts here touch
+claim lists named from their arguments: fine on one Redis, not on Redis Cluster.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from redis import Redis
+from rq import Queue, get_current_job
+from rq.job import Job
+
+from webhook_service.receiver.intake import PROCESS_DELIVERY
+from webhook_service.router import Handler
+
+from webhook_service.connection import key
+
+log = logging.getLogger("hubhook.worker")
+LEASES = key("coalesce", "leases")
+SOLO_TTL = 3600
+LEASE_GRACE = 15            # RQ kills a job at its timeout; the batch's last writes take milliseconds
+PEEK_CHUNK = 25
+CLAIM_ROUNDS = 3
+RECORDS_PER_CALL = 100      # HubSpot's batch read; beyond this a batch saves association calls only
+DISPATCH_SHARE = 0.5        # a batch that took deliveries along dispatches for at most this share of the timeout
+
+_CLAIM = """
+local claimed = {}
+for i = 3, #ARGV do
+  if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    claimed[#claimed + 1] = ARGV[i]
+  end
+end
+if #claimed > 0 then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1]) end
+return claimed
+"""
+#: Put a claim's job ids back at the head of the queue in their order, mark them solo, forget the claim.
+_RETURN = """
+local function give_back(claim, list)
+  local ids = redis.call('LRANGE', list, 0, -1)
+  for i = #ids, 1, -1 do
+    redis.call('LPUSH', KEYS[2], ids[i])
+    redis.call('SET', ARGV[2] .. ids[i], '1', 'EX', ARGV[3])
+  end
+  redis.call('DEL', list)
+  redis.call('ZREM', KEYS[1], claim)
+  return #ids
+end
+local n = 0
+if ARGV[4] == 'expired' then
+  for _, claim in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[5], 'LIMIT', 0, 100)) do
+    n = n + give_back(claim, ARGV[1] .. claim)
+  end
+else
+  n = give_back(ARGV[4], ARGV[1] .. ARGV[4])
+end
+return n
+"""
+
+
+@dataclass
+class Origin:
+    """One delivery job whose events are in the batch."""
+
+    job_id: str | None
+    events: list[dict]
+    attempt: int = 0
+    leader: bool = False
+
+
+@dataclass
+class Batch:
+    """The leader's own events plus the deliveries it claimed."""
+
+    origins: list[Origin]
+    source: str = "webhook"
+    claim_id: str | None = None
+    queue_key: str = ""
+    claimed: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    deadline: float = float("inf")
+
+    @property
+    def events(self) -> list[dict]:
+        return [event for origin in self.origins for event in origin.events]
+
+
+def limit(max_events: int, handlers: list[Handler], events: list[dict]) -> int:
+    """How many events a batch led by ``events`` may hold: ``max_events`` when a handler of these
+    events reads associations (1,000 ids a call), else at most one record batch (100 ids a call)."""
+    if max_events <= RECORDS_PER_CALL:
+        return max_events
+    readers = [h for h in handlers if h.associations]
+    return max_events if any(h.matches(e) for h in readers for e in events) else RECORDS_PER_CALL
+
+
+def overdue(batch: Batch, changes: list[dict]) -> bool:
+    """True for an object (its ``changes``) the batch should not dispatch any more: the batch took
+    deliveries along and has run for its share of the job timeout, and no change is the leader's own
+    (those always run, so every job makes progress). Such objects go to a new job (``handoff.settle``)."""
+    if time.monotonic() <= batch.deadline:
+        return False
+    own = {id(event) for event in batch.origins[0].events}
+    return not any(id(change) in own for change in changes)
+
+
+def gather(redis: Redis, queue: Queue, events: list[dict], source: str, attempt: int, *, max_events: int,
+           job_timeout: int) -> Batch:
+    """The batch this job processes: its own events, plus queued deliveries when there is room."""
+    current = get_current_job()
+    leader = Origin(current.id if current else None, events, attempt, leader=True)
+    batch = Batch([leader], source=source, queue_key=queue.key)
+    room = max_events - len(events)
+    if current is None or room <= 0 or redis.exists(_solo(current.id)):
+        return batch
+    claim_id = uuid.uuid4().hex
+    for _ in range(CLAIM_ROUNDS):  # another leader may claim some of what we saw: look again, twice at most
+        picks = _peek(redis, queue, room, source, max(1, len(batch.events) // len(batch.origins)))
+        if not picks:
+            break
+        claimed = {_text(i) for i in redis.eval(
+            _CLAIM, 3, queue.key, _claim_list(claim_id), LEASES, claim_id, time.time() + job_timeout + LEASE_GRACE,
+            *[job.id for job in picks])}
+        taken = [job for job in picks if job.id in claimed]
+        if taken:
+            batch.claim_id = claim_id
+            batch.claimed += [job.id for job in taken]
+            batch.origins += [Origin(job.id, job.args[0], int(job.kwargs.get("attempt", 0))) for job in taken]
+            room -= sum(len(job.args[0]) for job in taken)
+        if len(taken) == len(picks) or room <= 0:
+            break
+    if batch.claimed:
+        batch.deadline = batch.started + job_timeout * DISPATCH_SHARE
+    return batch
+
+
+def _peek(redis: Redis, queue: Queue, room: int, source: str, guess: int) -> list[Job]:
+    """Delivery jobs of ``source`` at the head of the queue that fit in ``room`` events, oldest first;
+    stops at the first one too big. Jobs are read a few at a time, as many as seem to fit (``guess``:
+    events per delivery so far), so a queue of full deliveries costs no reads of jobs left behind."""
+    ids = [_text(i) for i in redis.lrange(queue.key, 0, min(room, PEEK_CHUNK + 2 * room // guess) - 1)]
+    if not ids:
+        return []
+    candidates = [i for i, solo in zip(ids, redis.mget([_solo(i) for i in ids])) if solo is None]
+    picks: list[Job] = []
+    seen, start = guess, 0
+    while start < len(candidates):
+        chunk = min(PEEK_CHUNK, max(1, room * (len(picks) + 1) // seen))
+        try:
+            jobs = Job.fetch_many(candidates[start:start + chunk], connection=redis, serializer=queue.serializer)
+        except Exception:  # a job we cannot read is left for RQ to report as it runs it
+            return picks
+        start += chunk
+        for job in jobs:
+            if job is None or job.func_name != PROCESS_DELIVERY or job.kwargs.get("source", "webhook") != source \
+                    or not job.args or not isinstance(job.args[0], list):
+                continue
+            size = len(job.args[0])
+            if size == 0 or size > room:
+                return picks
+            picks.append(job)
+            seen += size
+            room -= size
+            if room == 0:
+                return picks
+    return picks
+
+
+def finish(pipe, batch: Batch) -> None:
+    """Queue, on ``pipe`` (a MULTI), the end of a successful batch: claimed jobs done, claim gone."""
+    if batch.claim_id is None:
+        return
+    pipe.delete(*[Job.key_for(job_id) for job_id in batch.claimed])
+    pipe.delete(_claim_list(batch.claim_id))
+    pipe.zrem(LEASES, batch.claim_id)
+
+
+def release(redis: Redis, batch: Batch) -> int:
+    """After an unexpected failure: claimed jobs back to the head of the queue, they and the leader solo."""
+    leader = batch.origins[0].job_id
+    if leader:
+        redis.set(_solo(leader), "1", ex=SOLO_TTL)
+    if batch.claim_id is None:
+        return 0
+    return int(redis.eval(_RETURN, 2, LEASES, batch.queue_key, _claim_list(""), _solo(""), SOLO_TTL,
+                          batch.claim_id))
+
+
+def recover(redis: Redis, queue: Queue) -> int:
+    """Give back the claims of workers that died mid-batch (leases past due); run in maintenance.
+    hubhook has one queue (webhook_service.connection), so every claim came from ``queue``."""
+    returned = int(redis.eval(_RETURN, 2, LEASES, queue.key, _claim_list(""), _solo(""), SOLO_TTL, "expired",
+                              time.time()))
+    if returned:
+        log.warning("returned %d claimed deliveries of a worker that died mid-batch to the queue", returned)
+    return returned
+
+
+def claimed_count(redis: Redis) -> int:
+    """Deliveries currently claimed by running batches (they are in no RQ queue or registry meanwhile)."""
+    claims: list = list(redis.zrange(LEASES, 0, -1))  # type: ignore[arg-type]
+    return sum(int(redis.llen(_claim_list(_text(c)))) for c in claims)  # type: ignore[misc, arg-type]
+
+
+def _claim_list(claim_id: str) -> str:
+    return key("coalesce", "claim", claim_id)
+
+
+def _solo(job_id: str) -> str:
+    return key("coalesce", "solo", job_id)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

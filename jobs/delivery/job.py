@@ -1,0 +1,133 @@
+"""The jobs: enrich a delivery's changes and call every matching handler, each in isolation.
+
+``process_delivery`` runs once per accepted delivery (or poll batch). It fetches in batches, then
+calls each (handler, object) pair once. A handler that raises does not fail the job: it becomes its
+own ``run_handler`` job, scheduled with backoff, that re-fetches fresh data for that one object and
+calls only that handler; when its retries are spent RQ parks it in the failed-job registry, hubhook's
+dead-letter registry, where ``hubhook replay`` finds it by handler name.
+
+A delivery job also takes small deliveries queued behind it along (``jobs.delivery.batching``), and hands on
+what HubSpot refused, rescheduled or parked (``jobs.delivery.parking``), so it fails only on a bug.
+"""
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+
+from webhook_service.errors import (
+    MissingScopes,
+    NoToken,
+    RateLimited,
+    TransientAPIError,
+)
+from webhook_service.events import Event
+from webhook_service.router import Handler
+
+from jobs.delivery import batching
+from jobs.worker import context
+from jobs.delivery import dispatch
+from jobs.delivery import fetching
+from jobs.delivery import parking
+from jobs.worker import recording
+from jobs.poller import reconcile
+from jobs.delivery.fetching import Enrichment, ObjectChanges
+from jobs.hubspot.client import HubSpotClient
+from jobs.hubspot.portal_client import PortalClient
+
+log = logging.getLogger("hubhook.worker")
+RUN_HANDLER = parking.RUN_HANDLER
+DEAD_LETTER_TTL = parking.DEAD_LETTER_TTL
+_EXPECTED = (RateLimited, MissingScopes, NoToken, TransientAPIError)
+
+
+def process_delivery(events: list[dict], source: str = "webhook", attempt: int = 0) -> dict:
+    """Enrich and dispatch one delivery (and the small ones queued behind it); hand on what HubSpot
+    refused. ``attempt`` counts earlier HubSpot failures of this work (jobs.delivery.parking)."""
+    ctx = context.current()
+    batch = batching.gather(ctx.redis, ctx.queue, events, source, attempt, job_timeout=ctx.config.job_timeout,
+                            max_events=batching.limit(ctx.config.coalesce_max_events, ctx.router.handlers, events))
+    try:
+        if source == "webhook":  # so reconciliation polling does not deliver these changes a second time
+            reconcile.note_webhook_changes(ctx.redis, batch.events, ctx.config.reconcile_interval)
+        work = [(item, hs) for item in fetching.group_changes(dispatch.drop_echoes(ctx.config, batch.events))
+                if (hs := _handlers_for(ctx.router.handlers, item))]
+        fetched, failed = fetching.fetch_groups(_client(ctx, source), work) if work else ({}, {})
+        calls = failures = 0
+        deferred = []
+        for item, handlers in work:
+            if item.key in fetched and batching.overdue(batch, item.changes):  # a big batch ran long: a new job
+                deferred.append(item)
+                continue
+            for handler in (dispatch.selected(handlers, item, fetched[item.key], source) if item.key in fetched
+                            else ()):
+                calls += 1
+                failures += not _call(ctx, handler, item, fetched[item.key], source)
+        with ctx.redis.pipeline() as pipe:
+            handed = parking.settle(pipe, ctx.queue, ctx.config, batch,
+                                    [(item, failed[item.key]) for item, _ in work if item.key in failed], deferred)
+            pipe.execute()
+    except BaseException:
+        _release(ctx, batch)
+        raise
+    recording.job_done(batch.events, objects=len(work), calls=calls, failures=failures, source=source,
+                     deliveries=len(batch.origins), **handed)
+    return {"events": len(batch.events), "deliveries": len(batch.origins), "objects": len(work), "calls": calls,
+            "failures": failures, **handed}
+
+
+def run_handler(handler_name: str, changes: list[dict], source: str = "webhook") -> dict:
+    """Retry one handler for one object with freshly fetched data; raising lets RQ retry, then park it."""
+    ctx = context.current()
+    handler = ctx.router.get(handler_name)
+    (item,) = fetching.group_changes(changes)
+    try:
+        enrichment = fetching.fetch(_client(ctx, source), [(item, [handler])])[item.key]
+        with recording.handler_run(handler_name, item, source, attempt="retry", expected=_EXPECTED):
+            handler.fn(_event(ctx, handler, item, enrichment, source))
+    except (RateLimited, MissingScopes, NoToken) as exc:  # no retry spent: rescheduled after the wait, or parked
+        return parking.defer_running_handler(ctx.queue, ctx.config, handler_name, changes, source, item, exc)
+    return {"handler": handler_name, "object": f"{item.object_type}:{item.object_id}"}
+
+
+def _handlers_for(handlers: list[Handler], item: ObjectChanges) -> list[Handler]:
+    return [h for h in handlers if any(h.matches(c) for c in item.changes)]
+
+
+def _event(ctx: context.Context, handler: Handler, item: ObjectChanges, enrichment: Enrichment,
+           source: str) -> Event:
+    latest = [c for c in item.changes if handler.matches(c)][-1]
+    return Event.build(
+        object_type=item.object_type, object_id=item.object_id, portal_id=item.portal_id,
+        subscription_type=f"{item.object_type}.{latest['subscriptionType'].split('.', 1)[1]}",
+        source=source, changes=item.changes, record=enrichment.record, associations=enrichment.associations,
+        merged_object_ids=item.merged_ids, handler=handler.name,
+        hubspot=PortalClient(_client(ctx, source), item.portal_id), lock_factory=ctx.lock,
+    )
+
+
+def _call(ctx: context.Context, handler: Handler, item: ObjectChanges, enrichment: Enrichment,
+          source: str) -> bool:
+    try:  # observe logs the failure (no traceback when HubSpot refused a write-back: _EXPECTED)
+        with recording.handler_run(handler.name, item, source, expected=_EXPECTED):
+            handler.fn(_event(ctx, handler, item, enrichment, source))
+    except Exception as exc:
+        done = parking.retry_handler(ctx.queue, ctx.config, handler.name, item, source, exc)
+        log.info("handler %s for %s %s %s", handler.name, item.object_type, item.object_id,
+                 "parked in the dead-letter registry" if done == "parked" else "will be retried alone")
+        return False
+    return True
+
+
+def _client(ctx: context.Context, source: str) -> HubSpotClient:
+    """Polled work draws on the poll share of the budget, so webhook work keeps priority."""
+    return ctx.poll_client if source == "poll" else ctx.webhook_client
+
+
+def _release(ctx: context.Context, batch: batching.Batch) -> None:
+    try:
+        batching.release(ctx.redis, batch)
+    except RedisError as exc:  # the claim's lease runs out and maintenance gives the deliveries back
+        log.error("could not give back %d claimed deliveries now (%s); they return when the claim's lease ends",
+                  len(batch.claimed), type(exc).__name__)
+

@@ -1,0 +1,11 @@
+"""The ``hubhook worker`` process.
+
+- ``worker``: ``HubhookWorker``, RQ's SimpleWorker with short heartbeats and quick recovery, and
+  ``run``/``build_worker``. The parts that override RQ's internals live in
+  ``webhook_service.rq_internals``.
+- ``context``: what a worker process builds once and every job reuses (config, Redis, router,
+  API clients, locks).
+- ``accounting``: the bookkeeping around each job: figures, object histories, the pending-events
+  counter, the events of a failed delivery.
+- ``recording``: each job and handler run recorded three ways: a log line, figures, history.
+"""

@@ -1,0 +1,129 @@
+"""The worker's bookkeeping around each job: figures, object histories, the pending-events counter.
+
+A mixin over RQ's worker hooks rather than code in the job functions, because only the worker knows
+how a job ended for good: RQ decides after the job returns whether a failure is retried or parked.
+So the counter behind back-pressure (``webhook_service.telemetry.backlog``) is decremented here, once per delivery job,
+when it succeeded or failed with no retry left; and everything the job buffered (``jobs.worker.recording``)
+is written after it in one pipeline: for a success, the MULTI that records it (``webhook_service.rq_internals.lean_worker``).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq.job import Job
+from rq.queue import Queue
+
+from webhook_service.receiver.intake import PROCESS_DELIVERY
+
+from jobs.worker import context
+from jobs.delivery import fetching
+from webhook_service.telemetry import object_history
+from jobs.worker import recording
+from webhook_service.telemetry import backlog
+from webhook_service.telemetry import stats
+from jobs.delivery.parking import RUN_HANDLER
+
+log = logging.getLogger("hubhook.worker")
+
+
+def delivery_events(job: Job, outcome: str = "failed") -> int:
+    """How many pending events a finished delivery job takes off the count (0 for other jobs).
+
+    A successful job reports what it processed: its own events plus the small deliveries it took
+    along (``jobs.delivery.batching``), less the events it handed on to a rescheduled job (``jobs.delivery.parking``),
+    which stay pending. A failed one is only its own events: RQ or ``coalesce.release`` put the
+    deliveries it took along back on the queue.
+    """
+    try:
+        if job.func_name != PROCESS_DELIVERY or not job.args:
+            return 0
+        result = getattr(job, "_result", None)
+        if outcome == "ok" and isinstance(result, dict) and isinstance(result.get("events"), int):
+            return max(0, result["events"] - int(result.get("rescheduled") or 0))
+        return len(job.args[0])
+    except Exception:  # a job whose payload cannot be decoded: nothing to count
+        return 0
+
+
+def _function(job: Job) -> str:
+    """The job function's short name, the ``function`` label of the jobs counter."""
+    try:
+        return (job.func_name or "unknown").rsplit(".", 1)[-1]
+    except Exception:  # a job whose payload cannot be decoded
+        return "unknown"
+
+
+def _note_parked(job: Job) -> None:
+    """Tell each object's history (``hubhook inspect``) that its work went to the dead-letter registry."""
+    try:
+        if job.func_name == RUN_HANDLER:
+            name, changes = job.args[0], job.args[1]
+        elif job.func_name == PROCESS_DELIVERY:
+            name, changes = "delivery", job.args[0]
+        else:
+            return
+        for item in fetching.group_changes(changes):
+            object_history.add(item.object_type, item.object_id, {"kind": "parked", "handler": name,
+                                                           "portal": item.portal_id, "job": job.id})
+    except Exception:  # the history is a convenience: never let it disturb RQ's own bookkeeping
+        log.debug("could not note parked job %s in the object history", job.id, exc_info=True)
+
+
+class BookkeepingMixin:
+    """Put before RQ's worker class: ``class HubhookWorker(BookkeepingMixin, SimpleWorker)``."""
+
+    connection: Any
+    queues: list[Queue]
+
+    def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
+        try:
+            return super().perform_job(job, queue, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            recording.flush(self.connection, context.current().config.history_ttl)
+
+    def handle_job_success(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        function = _function(job)
+        stats.count("jobs", function=function, outcome="ok")  # buffered first: webhook_service.rq_internals.lean_worker writes it in RQ's MULTI
+        try:
+            super().handle_job_success(job, *args, **kwargs)  # type: ignore[misc]
+        except BaseException:
+            stats.count("jobs", -1, function=function, outcome="ok")  # RQ counts the job as failed instead
+            raise
+        self._job_ended(job, "ok", counted=True)
+
+    def handle_job_failure(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        final = not job.should_retry
+        super().handle_job_failure(job, *args, **kwargs)  # type: ignore[misc]
+        self._job_ended(job, "failed" if final else "retried")
+
+    def handle_job_retry(self, job: Job, queue: Queue, retry: Any, *args: Any, **kwargs: Any) -> None:
+        final = bool(job.number_of_retries and job.number_of_retries >= retry.max)
+        super().handle_job_retry(job, queue, retry, *args, **kwargs)  # type: ignore[misc]
+        self._job_ended(job, "failed" if final else "retried")
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()  # type: ignore[misc]
+        try:
+            drift = backlog.reconcile(self.connection, self.queues[0])
+        except RedisError as exc:
+            log.warning("could not check the pending-events counter (%s)", type(exc).__name__)
+            return
+        if drift:
+            log.info("pending-events counter reset to 0 (it read %d with nothing queued or running)", drift)
+
+    def _job_ended(self, job: Job, outcome: str, *, counted: bool = False) -> None:
+        if not counted:
+            stats.count("jobs", function=_function(job), outcome=outcome)
+        if outcome == "retried":
+            return
+        if outcome == "failed":
+            _note_parked(job)
+        events = delivery_events(job, outcome)
+        if events:
+            try:
+                backlog.done(self.connection, events)
+            except RedisError as exc:
+                log.warning("could not update the pending-events counter (%s); it heals when the queue "
+                            "empties", type(exc).__name__)

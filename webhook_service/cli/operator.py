@@ -1,0 +1,190 @@
+"""The operator's commands: ``hubhook status``, ``hubhook inspect TYPE ID``, ``hubhook run``.
+
+They read Redis as it is; a queue, registry or key that does not exist yet reads as empty, never as
+an error. An unreachable Redis, an unknown object type or a bad argument is one line saying what to
+do (``cli.main`` prints HubhookError that way).
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlparse
+
+import click
+from redis.exceptions import RedisError
+
+from webhook_service import objects
+from webhook_service.config import Config
+from webhook_service.errors import ConfigError, HubhookError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(text: str | None, option: str) -> float | None:
+    """``90``, ``90s``, ``15m``, ``2h``, ``3d`` -> seconds; ConfigError names the option otherwise."""
+    if text is None:
+        return None
+    found = _DURATION.match(text)
+    if not found:
+        raise ConfigError(f"{option} takes a duration such as 90s, 15m, 2h or 3d, got {text!r}")
+    return float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[found.group(2)]
+
+
+def safe_url(url: str) -> str:
+    """The Redis URL without its password."""
+    parts = urlparse(url)
+    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
+
+
+def _iso(epoch: float | None) -> str:
+    if not epoch:
+        return "-"
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def gather_status(config: Config) -> dict[str, Any]:
+    """Everything ``hubhook status`` shows, as plain data (``--json`` prints it as is)."""
+    from webhook_service.operator import status_report
+    from webhook_service.connection import queue as build_queue
+    from webhook_service.connection import redis_client
+
+    redis = redis_client(config)
+    queue = build_queue(config, redis)
+    try:
+        facts = status_report.queue_facts(redis, queue)
+        status: dict[str, Any] = {
+            "redis": safe_url(config.redis_url),
+            "queue": {"name": facts.head.name, "queued": facts.head.queued, "started": facts.started,
+                      "scheduled": facts.scheduled, "deferred": facts.deferred, "dead_letters": facts.dead_letters,
+                      "pending_events": facts.head.pending_events, "max_pending_events": config.max_queue_depth,
+                      "oldest_job_age_seconds": facts.head.oldest_age},
+            "workers": status_report.workers(redis, queue),
+            "dead_letters_by_handler": dict(status_report.dead_letters_by_handler(redis, queue).most_common()),
+            "rate_budget": status_report.rate_budget(config, redis),
+        }
+        status["poll_cursors"] = status_report.poll_rows(config)
+    except RedisError as exc:
+        raise HubhookError(f"cannot read Redis at {safe_url(config.redis_url)} ({type(exc).__name__}): is it "
+                           f"running, and is REDIS_URL right?") from None
+    return status
+
+
+def render_status(status: dict[str, Any]) -> list[str]:
+    q = status["queue"]
+    limit = f"limit {q['max_pending_events']}" if q["max_pending_events"] else "no limit"
+    oldest = f", oldest waiting {q['oldest_job_age_seconds']:.1f}s" if q["oldest_job_age_seconds"] is not None else ""
+    queue_line = (f"queue    {q['name']}: {q['queued']} queued ({q['pending_events']} events pending, {limit})"
+                  f"{oldest}; {q['started']} running, {q['scheduled']} scheduled, {q['deferred']} deferred, "
+                  f"{q['dead_letters']} dead letter{'' if q['dead_letters'] == 1 else 's'}")
+    lines = [f"redis    {status['redis']}", queue_line, f"workers  {len(status['workers'])}"]
+    for w in status["workers"]:
+        lines.append(f"  {w['name']:<40} {w['state']:<10} ok={w['ok']} failed={w['failed']}"
+                     + (f" job={w['job']}" if w["job"] else ""))
+    lines.append("dead letters by handler" + ("" if status["dead_letters_by_handler"] else ": none"))
+    for handler, count in status["dead_letters_by_handler"].items():
+        lines.append(f"  {handler:<50} {count}")
+    rows = status["poll_cursors"]
+    if rows is None:
+        lines.append("poll cursors: no poller in this installation")
+    else:
+        lines.append("poll cursors" + ("" if rows else ": none yet (no `hubhook poll` has run)"))
+        for r in rows:
+            lag = f"{r['lag_seconds']:.0f}s" if r.get("lag_seconds") is not None else "-"
+            lines.append(f"  portal {r['portal']} {r['type']:<12} {r['stream']:<9} cursor {r.get('cursor') or '-'} "
+                         f"lag {lag}, last poll {r.get('last_poll') or '-'}: {r.get('outcome')}")
+        if rows and rows[0].get("leader"):
+            lines.append(f"  leader: {rows[0]['leader']}")
+    lines.append("rate budget (burst window)" + ("" if status["rate_budget"] else ": unused in the current window"))
+    for r in status["rate_budget"]:
+        paused = f", paused {r['paused_for']:.0f}s more" if r.get("paused_for") else ""
+        lines.append(f"  {r['scope']:<12} {r['used']}/{r['limit']} used{paused}")
+    return lines
+
+
+def render_entry(entry: dict[str, Any]) -> str:
+    at = _iso(entry.get("at"))
+    kind = entry.get("kind")
+    if kind == "handler":
+        text = f"handler {entry.get('handler')} {entry.get('outcome')} in {entry.get('ms')} ms"
+        text += " (retry)" if entry.get("attempt") == "retry" else ""
+        return f"{at}  {text}" + (f": {entry['error']}" if entry.get("error") else "")
+    if kind == "parked":
+        return (f"{at}  parked in the dead-letter registry: {entry.get('handler')} (job {entry.get('job')}); "
+                f"`hubhook replay` runs it again")
+    changes = "; ".join(_change(c) for c in entry.get("changes", []))
+    if kind == "suppressed":
+        return f"{at}  suppressed ({entry.get('reason')}), portal {entry.get('portal')}: {changes}"
+    line = f"{at}  seen via {entry.get('source')}, portal {entry.get('portal')}: {changes}"
+    line += f"\n{'':21}-> handlers: {', '.join(entry.get('handlers') or []) or 'none'}"
+    if entry.get("filtered"):
+        line += f"; skipped by from_=: {', '.join(entry['filtered'])}"
+    return line
+
+
+def _change(change: dict[str, Any]) -> str:
+    text = str(change.get("subscriptionType"))
+    if change.get("propertyName"):
+        text += f" {change['propertyName']}={change.get('propertyValue', '')!r}"
+    origin = " ".join(str(change[k]) for k in ("changeSource", "sourceId") if change.get(k))
+    return text + f" (event {change.get('eventId')}{', ' + origin if origin else ''})"
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+def status(as_json: bool) -> None:
+    """Queues, workers, dead letters by handler, poll cursors and lag, rate budget used."""
+    data = gather_status(Config.from_env())
+    click.echo(json.dumps(data, default=str) if as_json else "\n".join(render_status(data)))
+
+
+@click.command()
+@click.argument("object_type")
+@click.argument("object_id")
+@click.option("--portal", type=int, help="Only what came from this portal (hub id).")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON lines.")
+def inspect(object_type: str, object_id: str, portal: int | None, as_json: bool) -> None:
+    """What hubhook last saw and did for one object, e.g. `hubhook inspect deal 123`."""
+    from webhook_service.telemetry import object_history
+    from webhook_service.connection import redis_client
+
+    try:
+        name = objects.lookup(object_type).name
+    except KeyError:
+        known = ", ".join(t.name for t in objects.KNOWN_TYPES)
+        raise HubhookError(f"unknown object type {object_type!r}; use one of {known}, or a custom object "
+                           f"as 2-<id> or p_<name>") from None
+    config = Config.from_env()
+    try:
+        entries = object_history.read(redis_client(config), name, object_id.strip())
+    except RedisError as exc:
+        raise HubhookError(f"cannot read Redis at {safe_url(config.redis_url)} ({type(exc).__name__})") from None
+    entries = [e for e in entries if portal is None or e.get("portal") == portal]
+    if as_json:
+        for entry in entries:
+            click.echo(json.dumps(entry))
+        return
+    if not entries:
+        days = config.history_ttl / 86400
+        click.echo(f"hubhook has nothing recorded for {name} {object_id} (history is kept {days:g} days after an "
+                   f"object's last change; HUBHOOK_HISTORY_TTL)")
+        return
+    click.echo(f"{name} {object_id}: last {len(entries)} entries, oldest first")
+    for entry in entries:
+        click.echo(render_entry(entry))
+
+
+@click.command()
+@click.option("--handlers", metavar="MODULE:ATTR", help="Your Router (default: $HUBHOOK_HANDLERS).")
+@click.option("--workers", "worker_count", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--no-poller", is_flag=True, help="Do not start `hubhook poll`.")
+@click.option("--port", type=int, help="Port of the receiver (default: $PORT or 8000).")
+def run(handlers: str | None, worker_count: int, no_poller: bool, port: int | None) -> None:
+    """Every process in one terminal for development: web, worker(s), poller; Ctrl-C stops them all."""
+    from webhook_service.cli.dev import run_all
+
+    if worker_count < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--workers")
+    sys.exit(run_all(handlers=handlers, workers=worker_count, poller=not no_poller, port=port))

@@ -1,0 +1,139 @@
+"""Per-portal OAuth tokens in Redis, encrypted, refreshed before they expire by exactly one process.
+
+Keys hold only portal ids (``hubhook:oauth:portal:<hub id>``); values are Fernet ciphertexts
+(AES-128-CBC + HMAC-SHA256, from the ``cryptography`` package) under a key derived with HKDF from
+the app's client secret, so a Redis dump or replica alone does not leak a token. Every configured
+client secret can decrypt (MultiFernet), the first one encrypts: during a secret rotation tokens
+stay readable and are re-encrypted at their next refresh.
+
+Access tokens live 30 minutes; one is refreshed when it has under 5 minutes left (FACTS.md 5: "401
+is not a valid indicator that a new access token must be retrieved", so refresh follows the stored
+expiry), under a Redis lock so that one process calls HubSpot while the others wait and reuse its
+result. Each process keeps the tokens it has read until they need refreshing.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from redis import Redis
+from redis.exceptions import LockError
+
+from webhook_service.oauth import flow as oauth
+from webhook_service.config import Config
+from webhook_service.errors import NoToken, TransientAPIError
+from webhook_service.oauth.flow import TokenSet
+
+log = logging.getLogger("hubhook.oauth")
+REFRESH_MARGIN = 300.0
+LOCK_TIMEOUT = 30
+_PREFIX = "hubhook:oauth"
+
+
+class TokenStore:
+    """``token_for(portal_id)``: a valid access token of that portal, refreshing it when due."""
+
+    def __init__(self, redis: Redis, config: Config, *, margin: float = REFRESH_MARGIN) -> None:
+        if not config.client_secrets:
+            raise ValueError("TokenStore needs the app's client secret (HUBSPOT_CLIENT_SECRET)")
+        self.redis, self.config, self.margin = redis, config, margin
+        self._crypto = MultiFernet([Fernet(_derive(secret)) for secret in config.client_secrets])
+        self._cache: dict[int, TokenSet] = {}
+        self._guard = threading.Lock()
+
+    # -- storage ---------------------------------------------------------------------------------
+    def save(self, tokens: TokenSet) -> None:
+        """Store (or replace) a portal's tokens."""
+        with self.redis.pipeline() as pipe:
+            pipe.set(self._key(tokens.portal_id), self._crypto.encrypt(tokens.to_json().encode()))
+            pipe.sadd(f"{_PREFIX}:portals", tokens.portal_id)
+            pipe.execute()
+        with self._guard:
+            self._cache[tokens.portal_id] = tokens
+
+    def load(self, portal_id: int) -> TokenSet | None:
+        """The stored tokens of ``portal_id``, or None when the app is not installed there."""
+        blob = self.redis.get(self._key(portal_id))
+        if blob is None:
+            return None
+        try:
+            return TokenSet.from_json(self._crypto.decrypt(blob))
+        except InvalidToken:
+            raise NoToken(f"the stored OAuth tokens of portal {portal_id} cannot be decrypted with the configured "
+                          f"HUBSPOT_CLIENT_SECRET: reinstall the app there (/oauth/install), then `hubhook replay`",
+                          portal_id=portal_id) from None
+
+    def portals(self) -> list[int]:
+        """Portals that installed the app."""
+        return sorted(int(p) for p in self.redis.smembers(f"{_PREFIX}:portals"))
+
+    # -- the provider the API client uses --------------------------------------------------------
+    def token_for(self, portal_id: int | None) -> str:
+        """A valid access token of ``portal_id``; raises NoToken when the app is not installed there."""
+        if portal_id is None:
+            raise NoToken("this call names no portal, and with an OAuth app every token belongs to one portal")
+        with self._guard:
+            cached = self._cache.get(portal_id)
+        if cached is not None and cached.fresh(self.margin):
+            return cached.access_token
+        tokens = self.load(portal_id)
+        if tokens is None:
+            raise NoToken(f"portal {portal_id} has not installed the app, so hubhook has no token for it: open "
+                          f"/oauth/install while logged in to that portal, then `hubhook replay`",
+                          portal_id=portal_id)
+        if not tokens.fresh(self.margin):
+            tokens = self._refresh(portal_id, stale=tokens.access_token)
+        with self._guard:
+            self._cache[portal_id] = tokens
+        return tokens.access_token
+
+    def refresh_after_401(self, portal_id: int | None, rejected: str) -> str | None:
+        """HubSpot refused ``rejected``: a token another process refreshed meanwhile, or a new one."""
+        if portal_id is None:
+            return None
+        with self._guard:
+            self._cache.pop(portal_id, None)
+        return self._refresh(portal_id, stale=rejected).access_token
+
+    def _refresh(self, portal_id: int, *, stale: str) -> TokenSet:
+        lock = self.redis.lock(f"{_PREFIX}:refresh:{portal_id}", timeout=LOCK_TIMEOUT,
+                               blocking_timeout=LOCK_TIMEOUT + 5, thread_local=False)
+        if not lock.acquire():
+            raise TransientAPIError(f"the token refresh of portal {portal_id} is taking too long in another process")
+        try:
+            tokens = self.load(portal_id)
+            if tokens is None:
+                raise NoToken(f"portal {portal_id} has not installed the app", portal_id=portal_id)
+            if tokens.access_token != stale and tokens.fresh(min(self.margin, 30.0)):
+                return tokens  # another process refreshed while we waited for the lock
+            try:
+                fresh = oauth.refresh(self.config, tokens.refresh_token, portal_id)
+            except oauth.OAuthRefused as exc:
+                raise NoToken(f"HubSpot refused the refresh token of portal {portal_id} ({exc.category or exc.status}"
+                              f"): the app was probably uninstalled there; reinstall it (/oauth/install), then "
+                              f"`hubhook replay`", portal_id=portal_id) from None
+            self.save(fresh)
+            log.info("refreshed the OAuth access token of portal %s (valid %.0f min)", portal_id,
+                     max(0.0, fresh.expires_at - time.time()) / 60)
+            return fresh
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                pass  # it expired during a very slow refresh: nothing left to release
+
+    @staticmethod
+    def _key(portal_id: int) -> str:
+        return f"{_PREFIX}:portal:{int(portal_id)}"
+
+
+def _derive(secret: str) -> bytes:
+    """A Fernet key from a client secret (HKDF-SHA256, fixed context), so no extra key to manage."""
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"hubhook oauth token store v1").derive(
+        secret.encode())
+    return base64.urlsafe_b64encode(raw)

@@ -1,0 +1,134 @@
+"""What an operator asks first, read from Redis: for ``hubhook status``, ``/healthz`` and ``/metrics``.
+
+Every function here reads RQ's and hubhook's keys as they are (no writes), and a key that does not
+exist yet reads as zero or empty: a fresh Redis, a queue nobody used, a poller that never ran are
+all valid states to report, not errors. Only an unreachable Redis raises (RedisError).
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from redis import Redis
+from rq import Queue, Worker
+from rq.job import Job
+from rq.utils import str_to_date
+
+from webhook_service.config import Config
+
+from webhook_service.telemetry import backlog
+from webhook_service.connection import key
+
+#: Dead letters are attributed to handlers from their job's meta, one pipeline for up to this many.
+DEAD_LETTER_SAMPLE = 1000
+
+
+@dataclass(frozen=True)
+class QueueHead:
+    """The cheap facts about the queue: one pipeline plus one HGET."""
+
+    name: str
+    queued: int
+    pending_events: int
+    oldest_age: float | None     # seconds since the job at the head of the queue was enqueued
+
+
+@dataclass(frozen=True)
+class QueueFacts:
+    """Every registry of the queue (rq-dashboard shows the same numbers)."""
+
+    head: QueueHead
+    started: int
+    scheduled: int
+    deferred: int
+    dead_letters: int
+
+
+def queue_head(redis: Redis, queue: Queue) -> QueueHead:
+    """Queued jobs, pending events and the age of the oldest queued job."""
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.llen(queue.key)
+        pipe.lindex(queue.key, 0)
+        pipe.get(backlog.PENDING_KEY)
+        queued, oldest_id, waiting = pipe.execute()
+    age = None
+    if oldest_id:
+        enqueued_at = redis.hget(Job.key_for(oldest_id.decode()), "enqueued_at")
+        if enqueued_at:
+            age = round(max(0.0, time.time() - str_to_date(enqueued_at).timestamp()), 3)
+    return QueueHead(queue.name, int(queued), max(0, int(waiting or 0)), age)
+
+
+def queue_facts(redis: Redis, queue: Queue) -> QueueFacts:
+    """The head plus the started, scheduled, deferred and failed (dead-letter) registries."""
+    head = queue_head(redis, queue)
+    now = time.time()
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.zcard(queue.started_job_registry.key)
+        pipe.zcard(queue.scheduled_job_registry.key)
+        pipe.zcard(queue.deferred_job_registry.key)
+        pipe.zcount(queue.failed_job_registry.key, now, "+inf")  # entries past their TTL are gone for RQ
+        started, scheduled, deferred, failed = pipe.execute()
+    return QueueFacts(head, int(started), int(scheduled), int(deferred), int(failed))
+
+
+def dead_letters_by_handler(redis: Redis, queue: Queue, limit: int = DEAD_LETTER_SAMPLE) -> Counter:
+    """Dead letters per handler name ("delivery" for whole deliveries), reading only each job's meta."""
+    found = redis.zrangebyscore(queue.failed_job_registry.key, time.time(), "+inf", start=0, num=limit)
+    ids = [i.decode() if isinstance(i, bytes) else str(i) for i in found]
+    counts: Counter = Counter()
+    if not ids:
+        return counts
+    with redis.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hget(Job.key_for(job_id), "meta")
+        metas = pipe.execute()
+    for raw in metas:
+        try:
+            meta = queue.serializer.loads(raw) if raw else {}
+        except Exception:
+            meta = {}
+        counts[(meta or {}).get("handler", "delivery")] += 1
+    total = redis.zcount(queue.failed_job_registry.key, time.time(), "+inf")
+    if total > len(ids):
+        counts["(not inspected)"] += total - len(ids)
+    return counts
+
+
+def workers(redis: Redis, queue: Queue) -> list[dict]:
+    """Live workers of this queue: name, state, current job, successes, failures."""
+    rows = []
+    for worker in Worker.all(connection=redis, queue=queue):
+        job_id = worker.get_current_job_id()
+        rows.append({"name": worker.name, "state": str(getattr(worker.state, "value", worker.state)),
+                     "job": job_id, "ok": worker.successful_job_count, "failed": worker.failed_job_count})
+    return sorted(rows, key=lambda r: r["name"])
+
+
+def poll_rows(config: Config) -> list[dict] | None:
+    """The poller's cursors (``jobs.poller.main.status_rows``), or None when this install has no poller."""
+    try:
+        from jobs.poller.main import status_rows
+    except (ImportError, AttributeError):
+        return None
+    return status_rows(config)
+
+
+def rate_budget(config: Config, redis: Redis) -> list[dict]:
+    """Each scope (portal, or "app") that used the burst budget in its current window."""
+    from jobs.hubspot.rate_budget import Budget, RateGovernor
+
+    governor = RateGovernor(redis, Budget(burst=config.burst_limit, search_per_second=config.search_limit))
+    prefix = key("rate", "LIMITER/burst/")
+    rows = []
+    for name in sorted({k.decode() for k in redis.scan_iter(match=prefix + "*", count=1000)}):
+        scope = name[len(prefix):]
+        remaining = governor.remaining(scope)
+        try:
+            limit = governor._burst(redis.get(key("rate", "learned", scope))).amount
+        except AttributeError:  # the governor changed shape: fall back to the configured budget
+            limit = config.burst_limit
+        paused = getattr(governor, "paused_for", lambda s: 0.0)(scope)
+        rows.append({"scope": scope, "used": max(0, limit - remaining), "limit": limit, "paused_for": paused})
+    return rows

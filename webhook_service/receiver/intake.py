@@ -1,0 +1,213 @@
+"""Turn one validated delivery into at most one durable RQ job, dropping redeliveries.
+
+HubSpot retries a delivery for 24 hours with a higher ``attemptNumber`` and ``eventId`` alone is not
+unique (FACTS.md 2.2), so each event is identified by a digest of what identifies the change itself.
+
+The digests live as members of one Redis SET per time bucket (``<prefix>:seen:<ttl>:<bucket>``, a
+bucket being half the dedupe TTL, on Redis's own clock): a digest is seen when any of the last three
+buckets holds it, and a bucket expires exactly when it leaves that window, so every digest is kept
+between 1x and 1.5x the TTL (48 to 72 h for webhooks). One SADD per delivery instead of a SET per
+event halves Redis's CPU per delivery and its memory per event (no key, no TTL entry per digest).
+
+One Lua script does the whole intake in one Redis round trip, atomically: it reads the pending
+count, checks the digests, and only when every digest it was given is new (and back-pressure allows)
+writes the job, the digests and the count. The job's writes are RQ's own: ``Queue.enqueue_job``
+records them on a pipeline that is never sent, and the script replays those commands verbatim, so the
+job is exactly what RQ would have saved (rq-dashboard and ``Job.fetch`` read it unchanged). When some
+digests were already seen, the script writes nothing and says which: the job is rebuilt from the fresh
+events only and the script runs again, so a job never holds a redelivery. The job's writes run before
+the SADD, so an error part-way (Redis does not roll a script back) can at worst leave a job without
+its digests, a possible second run, and never digests without their job, which would lose HubSpot's
+retry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis import Redis
+from redis.commands.core import Script
+from rq import Queue, Retry
+from rq.job import Job
+
+PROCESS_DELIVERY = "jobs.process.process_delivery"
+_IDENTITY = ("portalId", "appId", "subscriptionId", "subscriptionType", "objectTypeId", "objectId", "eventId",
+             "occurredAt", "propertyName", "propertyValue", "fromObjectId", "toObjectId", "associationRemoved",
+             "messageId", "primaryObjectId")
+#: Delivery jobs that fail (HubSpot down, a bug) are retried with these delays (seconds), then parked.
+DELIVERY_RETRY_INTERVALS = [5, 30, 120, 600, 1800]
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What happened to one delivery."""
+
+    received: int
+    enqueued: int
+    job_id: str | None
+    throttled: bool = False     # refused: HUBHOOK_MAX_QUEUE_DEPTH events were already pending
+    pending: int = 0            # events pending before this delivery (read in the same round trip)
+
+    @property
+    def duplicates(self) -> int:
+        return 0 if self.throttled else self.received - self.enqueued
+
+
+def _identity_encoder() -> Callable[[list], str]:
+    """The JSON text of an identity list, the same bytes as ``json.dumps(v, separators=(",", ":"),
+    default=str)``: the digests already in Redis must not change across versions, or a retry after an
+    upgrade would be enqueued again. The C encoder is built once here; ``JSONEncoder.encode`` builds
+    a new one per call, half a digest's cost."""
+    plain = json.JSONEncoder(separators=(",", ":"), default=str)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the pure-Python encoder, same bytes
+        return plain.encode
+    # markers=None: no cycle check, which parsed JSON cannot need
+    encode = make(None, plain.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode_identity = _identity_encoder()
+_blake2b = hashlib.blake2b
+
+_DIGEST_SIZE = 12  # bytes, raw: the width _INTAKE cuts the concatenated digests at
+#: How many buckets (each half the TTL) a digest is looked up in: the current one and the two before.
+_BUCKETS = 3
+#: KEYS: the pending counter. ARGV: the seen-sets' prefix, the delivery's digests (12 raw bytes each,
+#: concatenated: one argument instead of a hundred), the dedupe TTL, the pending limit (0: none), how
+#: many commands follow, then each command as its length and its words. The seen-sets and RQ's keys
+#: are not in KEYS, so this needs one Redis (as MULTI across them would). Redis's TIME picks the
+#: bucket, so web hosts with skewed clocks still agree. Returns {0, pending, "0110..."} when some
+#: digests were seen (a 1 each, in order; nothing written), {1, pending} when throttled (nothing
+#: written), {2, pending} once the job, digests and count are written.
+_INTAKE = """
+local prefix, digests, width = ARGV[1], ARGV[2], math.ceil(tonumber(ARGV[3]) / 2)
+local bucket = math.floor(tonumber(redis.call('TIME')[1]) / width)
+local members = {}
+for i = 1, #digests, 12 do members[#members + 1] = string.sub(digests, i, i + 11) end
+local flags, seen = {}, 0
+for b = bucket - 2, bucket do
+  local key = prefix .. b
+  if redis.call('EXISTS', key) == 1 then
+    for i = 1, #members, 1000 do  -- unpack() has a stack limit: at most 1000 members a call
+      local found = redis.call('SMISMEMBER', key, unpack(members, i, math.min(i + 999, #members)))
+      for j = 1, #found do
+        if found[j] == 1 and not flags[i + j - 1] then flags[i + j - 1] = true; seen = seen + 1 end
+      end
+    end
+  end
+end
+local pending = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if pending < 0 then pending = 0 end
+if seen > 0 then
+  local out = {}
+  for i = 1, #members do out[i] = flags[i] and '1' or '0' end
+  return {0, pending, table.concat(out)}
+end
+local limit = tonumber(ARGV[4])
+if limit > 0 and pending >= limit then return {1, pending} end
+local at = 6
+for _ = 1, tonumber(ARGV[5]) do
+  local len = tonumber(ARGV[at])
+  redis.call(unpack(ARGV, at + 1, at + len))
+  at = at + len + 1
+end
+local current = prefix .. bucket
+for i = 1, #members, 1000 do redis.call('SADD', current, unpack(members, i, math.min(i + 999, #members))) end
+redis.call('EXPIREAT', current, (bucket + 3) * width)  -- the moment it leaves the window looked up
+redis.call('INCRBY', KEYS[1], #members)
+return {2, pending}
+"""
+_SOME_SEEN, _THROTTLED, _WRITTEN = 0, 1, 2
+#: EVALSHA, loading the script again when Redis lost it (a restart); bytes, so no client is needed here.
+_SCRIPT = Script(None, _INTAKE.encode())
+
+
+def _digest(event: dict) -> bytes:
+    """What identifies the change, hashed: the digest of its fields in _IDENTITY (missing ones as null)."""
+    identity = _encode_identity(list(map(event.get, _IDENTITY)))
+    return _blake2b(identity.encode(), digest_size=_DIGEST_SIZE).digest()
+
+
+def _seen_prefix(key_prefix: str, dedupe_ttl: int) -> str:
+    """Seen-sets are per TTL: the poller's 1 h digests must not live in (and as long as) the webhook's."""
+    return f"{key_prefix}:seen:{dedupe_ttl}:"
+
+
+def was_seen(connection: Redis, event: dict, *, key_prefix: str = "hubhook",
+             dedupe_ttl: int = 48 * 3600) -> bool:
+    """Would a delivery of ``event`` now be dropped as a redelivery? (Tests, operators; not the hot path.)"""
+    width = -(-dedupe_ttl // 2)
+    bucket = int(connection.time()[0]) // width
+    prefix, digest = _seen_prefix(key_prefix, dedupe_ttl), _digest(event)
+    return any(connection.sismember(f"{prefix}{b}", digest) for b in range(bucket - _BUCKETS + 1, bucket + 1))
+
+
+def describe(events: list[dict]) -> str:
+    """A short, readable job description for rq-dashboard: counts per subscription type."""
+    counts = Counter(e["subscriptionType"] for e in events)
+    return "hubspot delivery: " + ", ".join(f"{n}x {t}" for t, n in counts.most_common(4))
+
+
+def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook", job_timeout: int = 60,
+                 job_id: str | None = None, attempt: int = 0) -> Job:
+    """The RQ job that processes ``events`` (not yet saved): the same shape for new deliveries, work a
+    job hands on after a HubSpot failure (``attempt`` counts those), and parked work."""
+    kwargs: dict = {"source": source}
+    if attempt:
+        kwargs["attempt"] = attempt
+    return queue.create_job(
+        PROCESS_DELIVERY, args=[events], kwargs=kwargs, job_id=job_id or f"delivery-{uuid.uuid4().hex}",
+        description=describe(events), timeout=job_timeout, result_ttl=0, failure_ttl=30 * 86400,
+        retry=Retry(max=len(DELIVERY_RETRY_INTERVALS), interval=DELIVERY_RETRY_INTERVALS),
+    )
+
+
+def _enqueue_commands(connection: Redis, queue: Queue, job: Job) -> list:
+    """The commands ``queue.enqueue_job(job)`` would send, flattened for _INTAKE (each: length, words)."""
+    recorder = connection.pipeline(transaction=False)
+    try:
+        queue.enqueue_job(job, pipeline=recorder)
+        commands = [args for args, _options in recorder.command_stack]
+    finally:
+        recorder.reset()
+    flat: list = [len(commands)]
+    for args in commands:
+        flat.append(len(args))
+        flat.extend(args)
+    return flat
+
+
+def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, source: str = "webhook",
+                     dedupe_ttl: int = 48 * 3600, key_prefix: str = "hubhook", job_timeout: int = 60,
+                     max_pending: int = 0) -> Intake:
+    """Enqueue the events not seen before as one job; return what was kept. Raises RedisError.
+
+    The count of pending events (``webhook_service.telemetry.backlog``) is read with the seen-sets and raised with the
+    enqueue, in the same script; at ``max_pending`` or more (0: no limit) nothing is enqueued or
+    marked seen and the Intake says ``throttled``.
+    """
+    pending_key = f"{key_prefix}:pending_events"
+    seen_prefix = _seen_prefix(key_prefix, dedupe_ttl)
+    unique: dict[bytes, dict] = {}
+    for event in events:
+        unique.setdefault(_digest(event), event)
+    digests = list(unique)
+    job_id = f"delivery-{uuid.uuid4().hex}"
+    while digests:
+        batch = [unique[d] for d in digests]
+        job = delivery_job(queue, batch, source=source, job_timeout=job_timeout, job_id=job_id)
+        commands = _enqueue_commands(connection, queue, job)
+        args = [seen_prefix, b"".join(digests), dedupe_ttl, max_pending, *commands]
+        outcome, pending, *seen = _SCRIPT(keys=[pending_key], args=args, client=connection)
+        if outcome == _WRITTEN:
+            return Intake(received=len(events), enqueued=len(batch), job_id=job_id, pending=pending)
+        if outcome == _THROTTLED:
+            return Intake(received=len(events), enqueued=0, job_id=None, throttled=True, pending=pending)
+        flags = seen[0].decode() if isinstance(seen[0], bytes) else seen[0]
+        digests = [d for d, flag in zip(digests, flags) if flag == "0"]  # run again on the fresh ones only
+    return Intake(received=len(events), enqueued=0, job_id=None)

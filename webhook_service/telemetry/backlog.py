@@ -1,0 +1,57 @@
+"""How many accepted events wait in Redis: the figure back-pressure compares to HUBHOOK_MAX_QUEUE_DEPTH.
+
+Counting events means reading every queued job, so a counter is kept instead: the receiver adds a
+delivery's events in the same MULTI that enqueues its job (``webhook_service.receiver.intake``), and the
+worker subtracts them once the job is done for good (success, or failure without retries left;
+``jobs.worker.worker``). A counter can drift: a job deleted by hand in rq-dashboard, a job abandoned on its
+last retry. Drifting up would mean 429s forever, so it self-heals: it never goes below zero, and
+whenever the queue, the workers' in-flight lists and the started registry are all empty, it is
+reset to zero atomically (a Lua script, so no delivery can slip in between the checks and the reset).
+"""
+from __future__ import annotations
+
+from redis import Redis
+from rq import Queue
+
+from webhook_service.connection import key
+
+PENDING_KEY = key("pending_events")
+
+_DONE = """
+local left = redis.call('DECRBY', KEYS[1], ARGV[1])
+if left < 0 then redis.call('SET', KEYS[1], 0); left = 0 end
+return left
+"""
+_RECONCILE = """
+if redis.call('LLEN', KEYS[2]) == 0 and redis.call('LLEN', KEYS[3]) == 0 and redis.call('ZCARD', KEYS[4]) == 0 then
+  local was = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if was ~= 0 then redis.call('SET', KEYS[1], 0) end
+  return was
+end
+return 0
+"""
+
+
+def done(redis: Redis, events: int) -> int:
+    """``events`` left the queue for good; return how many remain pending (never below zero)."""
+    if events <= 0:
+        return read(redis)
+    return int(redis.eval(_DONE, 1, PENDING_KEY, events))
+
+
+def requeued(redis: Redis, events: int) -> None:
+    """Dead-lettered deliveries went back on the queue (``hubhook replay``)."""
+    if events > 0:
+        redis.incrby(PENDING_KEY, events)
+
+
+def reconcile(redis: Redis, queue: Queue) -> int:
+    """Reset the counter when nothing is queued or running; return the drift that was removed."""
+    keys = [PENDING_KEY, queue.key, queue.intermediate_queue_key, queue.started_job_registry.key]
+    return int(redis.eval(_RECONCILE, len(keys), *keys))
+
+
+def read(redis: Redis) -> int:
+    """The current count (0 when the key does not exist yet)."""
+    value = redis.get(PENDING_KEY)
+    return max(0, int(value)) if value else 0

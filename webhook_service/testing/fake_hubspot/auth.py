@@ -1,0 +1,103 @@
+"""Bearer tokens and OAuth for the fake HubSpot (FACTS.md 5).
+
+HubSpot scopes each token to one account (portal): the fake remembers which portal a token belongs
+to, so records added for a portal are visible to that portal's tokens only, and each call can be
+attributed to a portal without the token itself ever being kept in clear outside this book.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from typing import Any, Mapping
+
+from webhook_service.testing.fake_hubspot.shapes import error_body
+
+INVALID = "INVALID_AUTHENTICATION"
+EXPIRED = "EXPIRED_AUTHENTICATION"
+
+
+class TokenBook:
+    """Accepted tokens and their portals: static ones (private apps) and the fake's own OAuth tokens.
+
+    ``static=None`` accepts any bearer token (portal unknown), the easy default for tests.
+    """
+
+    def __init__(self, static: set[str] | None) -> None:
+        self._static = set(static) if static is not None else None
+        self._portal_of: dict[str, int | None] = {}
+        self._access: dict[str, tuple[int, float]] = {}          # token -> (hub id, monotonic expiry)
+        self._refresh: dict[str, tuple[int, list[str]]] = {}     # refresh token -> (hub id, scopes)
+        self._codes: dict[str, tuple[int, list[str]]] = {}
+        self._lock = threading.Lock()
+
+    def add_static(self, token: str, portal_id: int | None) -> None:
+        """Accept ``token`` as a private-app token of ``portal_id``."""
+        with self._lock:
+            self._portal_of[token] = portal_id
+            if self._static is not None:
+                self._static.add(token)
+
+    def identify(self, header: str | None) -> tuple[str | None, int | None, str | None]:
+        """(token, portal, failed category) for an Authorization header; category None means accepted."""
+        scheme, _, token = (header or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None, None, INVALID
+        with self._lock:
+            if token in self._access:
+                hub_id, expires = self._access[token]
+                return token, hub_id, EXPIRED if time.monotonic() >= expires else None
+            if self._static is None or token in self._static:
+                return token, self._portal_of.get(token), None
+        return token, None, INVALID
+
+    def issue_code(self, hub_id: int, scopes: list[str]) -> str:
+        """An authorization code, as HubSpot's install redirect would carry it."""
+        code = str(uuid.uuid4())
+        with self._lock:
+            self._codes[code] = (hub_id, scopes)
+        return code
+
+    def grant(self, form: Mapping[str, str], lifetime: int) -> tuple[int, dict[str, Any]]:
+        """The token endpoint: exchange a code or a refresh token for a new access token."""
+        if not form.get("client_id") or not form.get("client_secret"):
+            return 400, _oauth_error("invalid_client", "BAD_CLIENT_ID",
+                                     "missing or unknown client id or secret")
+        kind = form.get("grant_type")
+        with self._lock:
+            if kind == "authorization_code":
+                found = self._codes.pop(form.get("code", ""), None)
+                if found is None:
+                    return 400, _oauth_error("invalid_grant", "BAD_AUTH_CODE", "missing or unknown auth code")
+                refresh = f"na1-{uuid.uuid4()}"
+                self._refresh[refresh] = found
+            elif kind == "refresh_token":
+                refresh = form.get("refresh_token", "")
+                found = self._refresh.get(refresh)
+                if found is None:
+                    return 400, _oauth_error("invalid_grant", "BAD_REFRESH_TOKEN",
+                                             "refresh token is invalid, expired or revoked")
+            else:
+                return 400, _oauth_error("unsupported_grant_type", "BAD_GRANT_TYPE",
+                                         f"unsupported grant_type: {kind}")
+            hub_id, scopes = found
+            access = f"fake-{secrets.token_urlsafe(96)}"
+            self._access[access] = (hub_id, time.monotonic() + lifetime)
+        return 200, {"token_type": "bearer", "refresh_token": refresh, "access_token": access,
+                     "hub_id": hub_id, "scopes": list(scopes), "expires_in": lifetime}
+
+
+def auth_error(category: str) -> dict[str, Any]:
+    """HubSpot's 401 body for a missing, unknown or expired token."""
+    if category == EXPIRED:
+        return error_body("The OAuth token used to make this call expired.", EXPIRED)
+    return error_body("Authentication credentials not found. This API supports OAuth 2.0 authentication "
+                      "and you can find more details at "
+                      "https://developers.hubspot.com/docs/methods/auth/oauth-overview", INVALID)
+
+
+def _oauth_error(error: str, status: str, message: str) -> dict[str, str]:
+    """RFC 6749 error with HubSpot's extra fields (samples/oauth_error_response_example.json)."""
+    return {"error": error, "error_description": message, "status": status, "message": message}

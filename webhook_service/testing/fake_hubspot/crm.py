@@ -1,0 +1,168 @@
+"""The fake HubSpot's routes: CRM objects (read, list, batch, search, writes), associations v4,
+conversations threads and OAuth tokens.
+
+Each route is registered under both spellings HubSpot serves in 2026 (FACTS.md 0, 3.10): the legacy
+``/crm/v3/...`` and the dated ``/crm/objects/2026-09/...``. Views read the calling portal's store
+from ``flask.g.store`` (set by FakeHubSpot's request gate) and answer in HubSpot's shapes.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from flask import Flask, Response, g, request
+from werkzeug.routing import BaseConverter
+
+from webhook_service.objects import ObjectType
+from webhook_service.testing.fake_hubspot import associations
+from webhook_service.testing.fake_hubspot.auth import TokenBook
+from webhook_service.testing.fake_hubspot.http import (batch_inputs, batch_response, csv_arg, flag_arg, json_body,
+                                               json_response, missing_error, not_found, object_type,
+                                               properties_of, whole_number)
+from webhook_service.testing.fake_hubspot.search import search
+from webhook_service.testing.fake_hubspot.shapes import Record, error_body, iso, names_of, now_ms, render
+
+BATCH_LIMIT = 100
+
+
+class DatedVersion(BaseConverter):
+    """The ``YYYY-MM`` segment of HubSpot's date-versioned paths."""
+
+    regex = r"\d{4}-\d{2}"
+
+
+def register(app: Flask, tokens: TokenBook, token_lifetime: Callable[[], int]) -> None:
+    """Add every route of the fake to ``app``."""
+    app.url_map.converters["date"] = DatedVersion
+
+    def rule(method: str, view: Callable[..., Response], *paths: str) -> None:
+        for path in paths:
+            app.add_url_rule(path, f"{view.__module__}.{view.__name__}:{path}", view, methods=[method])
+
+    def objects(suffix: str) -> tuple[str, str]:
+        return f"/crm/v3/objects/<obj>{suffix}", f"/crm/objects/<date:ver>/<obj>{suffix}"
+
+    def oauth_token(ver: str = "") -> Response:
+        status, body = tokens.grant(request.form, token_lifetime())
+        return json_response(body, status)
+
+    rule("GET", get_one, *objects("/<oid>"))
+    rule("PATCH", update_one, *objects("/<oid>"))
+    rule("GET", list_page, *objects(""))
+    rule("POST", create_one, *objects(""))
+    rule("POST", batch_read, *objects("/batch/read"))
+    rule("POST", batch_create, *objects("/batch/create"))
+    rule("POST", batch_update, *objects("/batch/update"))
+    rule("POST", search_objects, *objects("/search"))
+    rule("POST", associations.batch_read, "/crm/v4/associations/<obj>/<to>/batch/read",
+         "/crm/associations/<date:ver>/<obj>/<to>/batch/read")
+    default_link = "<obj>/<oid>/associations/default/<to>/<to_id>"
+    rule("PUT", associations.create_default, f"/crm/v4/objects/{default_link}",
+         f"/crm/objects/<date:ver>/{default_link}")
+    rule("GET", get_thread, "/conversations/v3/conversations/threads/<tid>",
+         "/conversations/conversations/<date:ver>/threads/<tid>")
+    rule("POST", oauth_token, "/oauth/v1/token", "/oauth/v3/token", "/oauth/<date:ver>/token")
+
+
+def get_one(obj: str, oid: str, ver: str = "") -> Response:
+    """One record; a merged-away id answers with the new record (whose id differs)."""
+    otype = object_type(obj)
+    found = g.store.find_many(otype, [oid], archived=flag_arg("archived"),
+                              id_property=request.args.get("idProperty"))
+    if oid not in found:
+        return not_found(oid)
+    history = csv_arg("propertiesWithHistory") or ()
+    return json_response(render(found[oid], otype, csv_arg("properties"), history))
+
+
+def list_page(obj: str, ver: str = "") -> Response:
+    """Records by ascending id; ``paging.next.after`` is the next page's first id."""
+    otype = object_type(obj)
+    limit = whole_number(request.args.get("limit", "10"), 1, 100, "limit")
+    after = whole_number(request.args.get("after", "0"), 0, None, "after")
+    records, next_id = g.store.page(otype, after, limit, flag_arg("archived"))
+    names, history = csv_arg("properties"), csv_arg("propertiesWithHistory") or ()
+    out: dict[str, Any] = {"results": [render(r, otype, names, history) for r in records]}
+    if next_id:
+        query = "&".join(f"{k}={v}" for k, v in {**request.args.to_dict(), "after": next_id}.items())
+        out["paging"] = {"next": {"after": next_id, "link": f"{request.base_url}?{query}"}}
+    return json_response(out)
+
+
+def batch_read(obj: str, ver: str = "") -> Response:
+    """Up to 100 records; each resulting record once (two merged-away ids give one record), 207 for
+    the ids not found."""
+    otype, body, started = object_type(obj), json_body(), iso(now_ms())
+    keys = [str(item.get("id")) for item in batch_inputs(body, BATCH_LIMIT)]
+    found = g.store.find_many(otype, keys, archived=flag_arg("archived"), id_property=body.get("idProperty"))
+    names, history = names_of(body, "properties"), names_of(body, "propertiesWithHistory") or ()
+    results, seen = [], set()
+    for key in keys:
+        record = found.get(key)
+        if record is not None and record.id not in seen:
+            seen.add(record.id)
+            results.append(render(record, otype, names, history))
+    missing = list(dict.fromkeys(key for key in keys if key not in found))
+    return batch_response(results, [missing_error(otype, missing)] if missing else [], started)
+
+
+def search_objects(obj: str, ver: str = "") -> Response:
+    """CRM search (see fake_search); 400 past the 10,000-result cap."""
+    otype = object_type(obj)
+    with g.store.lock:
+        return json_response(search(g.store.index(otype), otype, json_body()))
+
+
+def create_one(obj: str, ver: str = "") -> Response:
+    """Create a record from ``{"properties", "associations"?}``: 201."""
+    otype = object_type(obj)
+    record = _create(otype, json_body())
+    return json_response(render(record, otype, record.properties), 201)
+
+
+def update_one(obj: str, oid: str, ver: str = "") -> Response:
+    """Update properties; merged-away ids work here (not in batch update), as HubSpot documents."""
+    otype, properties = object_type(obj), properties_of(json_body())
+    record = g.store.find(otype, oid)
+    if record is None:
+        return not_found(oid)
+    record = g.store.write(otype, record.id, properties, at_ms=now_ms(), source="INTEGRATION")
+    return json_response(render(record, otype, properties))
+
+
+def batch_create(obj: str, ver: str = "") -> Response:
+    """Create up to 100 records: 201."""
+    otype, started = object_type(obj), iso(now_ms())
+    records = [_create(otype, item) for item in batch_inputs(json_body(), BATCH_LIMIT)]
+    return batch_response([render(r, otype, r.properties) for r in records], [], started, ok=201)
+
+
+def batch_update(obj: str, ver: str = "") -> Response:
+    """Update up to 100 records; merged-away ids are refused, as HubSpot documents (FACTS.md 3.8)."""
+    otype, started = object_type(obj), iso(now_ms())
+    inputs = [(str(item.get("id")), properties_of(item)) for item in batch_inputs(json_body(), BATCH_LIMIT)]
+    found = g.store.find_many(otype, [key for key, _ in inputs], follow_merges=False)
+    results = []
+    for key, properties in inputs:
+        if key in found:
+            record = g.store.write(otype, key, properties, at_ms=now_ms(), source="INTEGRATION")
+            results.append(render(record, otype, properties))
+    missing = list(dict.fromkeys(key for key, _ in inputs if key not in found))
+    return batch_response(results, [missing_error(otype, missing)] if missing else [], started)
+
+
+def get_thread(tid: str, ver: str = "") -> Response:
+    """A conversations thread (PublicThread), or 404."""
+    thread = g.store.threads.get(tid)
+    if thread is None:
+        body = error_body(f"Thread {tid} not found", "OBJECT_NOT_FOUND", context={"threadId": [tid]})
+        return json_response(body, 404)
+    return json_response(thread)
+
+
+def _create(otype: ObjectType, item: dict[str, Any]) -> Record:
+    """Create one record from a create input, then its associations."""
+    properties, targets = properties_of(item), associations.create_inputs(otype, item)
+    record = g.store.write(otype, g.new_id(), properties, at_ms=now_ms(), source="INTEGRATION", new=True)
+    for target, to_id in targets:
+        g.store.associate(otype, record.id, target, to_id)
+    return record

@@ -1,0 +1,241 @@
+"""A fake HubSpot API served over real HTTP, for hubhook's tests, demo and benchmarks.
+
+It speaks HubSpot's shapes (FACTS.md 3-6) so the real API client runs unchanged against it, and
+it reproduces what makes HubSpot hard: 207 partial batches, merged ids that resolve to a new
+record, archived records, search lag, the 10,000-result search cap, rolling rate limits, OAuth
+expiry, and scripted faults. Data lives per portal: ``add(..., portal_id=42)`` is visible only
+to tokens of hub 42 (OAuth tokens from ``issue_code(42)``, or ``add_token(t, 42)``); records
+added without a portal belong to the portal of plain bearer tokens. Search shows a write only
+``search_lag`` seconds after it; meanwhile it keeps showing the previous version, if any.
+
+    python -m webhook_service.testing.fake_hubspot --port 8900 --seed-demo
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from webhook_service.objects import lookup
+from webhook_service.testing.fake_hubspot import crm
+from webhook_service.testing.fake_hubspot.auth import TokenBook, auth_error
+from webhook_service.testing.fake_hubspot.policy import Call, Faults, RateLimits, fault_body
+from webhook_service.testing.fake_hubspot.shapes import (ValidationFailed, error_body, iso, now_ms, rate_limit_body,
+                                                 render)
+from webhook_service.testing.fake_hubspot.store import Portals
+
+log = logging.getLogger(__name__)
+
+
+class _OrderedJSON(DefaultJSONProvider):
+    """Flask sorts keys by default; HubSpot's field order reads better in test failures."""
+
+    sort_keys = False
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: benchmarks send tens of thousands of requests."""
+
+    def log_request(self, *args: Any) -> None:
+        pass
+
+
+class FakeHubSpot:
+    """HubSpot's CRM, associations, conversations and OAuth APIs on ``url``; see the module docstring."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, tokens: set[str] | None = None,
+                 latency: float = 0.0, search_lag: float = 0.0, search_limit_per_second: int | None = 5,
+                 burst_limit: tuple[int, float] | None = None) -> None:
+        self.host, self.port, self.latency = host, port, latency
+        self.token_lifetime = 1800
+        self._limits = RateLimits(search_limit_per_second, burst_limit)
+        self._tokens, self._portals, self._faults = TokenBook(tokens), Portals(search_lag), Faults()
+        self._lock = threading.Lock()
+        self._calls: list[Call] = []
+        self._server: BaseWSGIServer | None = None
+        self.app = self._build_app()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> FakeHubSpot:
+        """Serve in a daemon thread, one thread per request so ``latency`` overlaps."""
+        self._server = make_server(self.host, self.port, self.app, threaded=True,
+                                   request_handler=_QuietHandler)
+        self.port = self._server.server_port
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},  # fast stop()
+                         name="fake-hubspot", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeHubSpot:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- data ----------------------------------------------------------------------------------
+    def add(self, object_type: str, object_id: str | int | None = None, properties: dict | None = None, *,
+            portal_id: int | None = None, modified_at_ms: int | None = None,
+            created_at_ms: int | None = None) -> dict:
+        """Create a record (as if made in HubSpot's UI) and return it as the API would, all properties."""
+        otype, now = lookup(object_type), now_ms()
+        modified = modified_at_ms if modified_at_ms is not None else now
+        created = created_at_ms if created_at_ms is not None else min(modified, now)
+        object_id = self._portals.ids.claim(object_id)
+        record = self._portals.get(portal_id).write(otype, object_id, properties or {}, at_ms=modified,
+                                                    created_ms=created, source="CRM_UI", new=True)
+        return render(record, otype, record.properties)
+
+    def update(self, object_type: str, object_id: str | int, properties: dict, *,
+               modified_at_ms: int | None = None, portal_id: int | None = None) -> dict:
+        """Change properties (as a user would); the modified date moves to now or ``modified_at_ms``."""
+        otype, store = lookup(object_type), self._portals.holding(object_type, object_id, portal_id)
+        current = store.find(otype, str(object_id))
+        if current is None:
+            raise KeyError(f"{otype.api_name}/{object_id} does not exist or is archived")
+        record = store.write(otype, current.id, properties, source="CRM_UI",
+                             at_ms=modified_at_ms if modified_at_ms is not None else now_ms())
+        return render(record, otype, record.properties)
+
+    def archive(self, object_type: str, object_id: str | int, *, portal_id: int | None = None) -> None:
+        """Soft-delete, like HubSpot's recycling bin: readable only with ``archived=true``."""
+        store = self._portals.holding(object_type, object_id, portal_id)
+        if store.archive(lookup(object_type), str(object_id), now_ms()) is None:
+            raise KeyError(f"{object_type}/{object_id} does not exist or is already archived")
+
+    def merge(self, object_type: str, primary_id: str | int, merged_id: str | int, *,
+              portal_id: int | None = None) -> str:
+        """Merge two records the 2024 way: returns the id of the new record both old ids now resolve to."""
+        store = self._portals.holding(object_type, primary_id, portal_id)
+        record = store.merge(lookup(object_type), str(primary_id), str(merged_id), self._portals.ids.claim(),
+                             now_ms())
+        if record is None:
+            raise KeyError(f"cannot merge {object_type} {primary_id} and {merged_id}: "
+                           "one is missing or archived, or both are the same record")
+        return record.id
+
+    def associate(self, from_type: str, from_id: str | int, to_type: str, to_id: str | int,
+                  type_id: int | None = None, label: str | None = None, *,
+                  portal_id: int | None = None) -> None:
+        """Associate two records both ways with HubSpot's default types; ``type_id`` adds a labeled one."""
+        store = self._portals.holding(from_type, from_id, portal_id)
+        store.associate(lookup(from_type), str(from_id), lookup(to_type), str(to_id), type_id, label)
+
+    def add_thread(self, thread_id: str | int, *, portal_id: int | None = None, **fields: Any) -> dict:
+        """A conversations thread in the PublicThread shape (FACTS.md 3.9); ``fields`` override defaults."""
+        stamp = iso(now_ms())
+        thread = {"id": str(thread_id), "createdAt": stamp, "status": "OPEN", "inboxId": "1",
+                  "associatedContactId": "1", "archived": False, "spam": False, "originalChannelId": "1000",
+                  "originalChannelAccountId": "1", "latestMessageTimestamp": stamp,
+                  "latestMessageReceivedTimestamp": stamp, "threadAssociations": {}, **fields}
+        self._portals.get(portal_id).threads[str(thread_id)] = thread
+        return thread
+
+    # -- auth ------------------------------------------------------------------------------------
+    def issue_code(self, hub_id: int, scopes: list[str] | None = None) -> str:
+        """An OAuth authorization code for ``hub_id``, to exchange at ``/oauth/v1/token``."""
+        return self._tokens.issue_code(hub_id, scopes or ["oauth", "crm.objects.contacts.read"])
+
+    def add_token(self, token: str, portal_id: int | None = None) -> None:
+        """Accept ``token`` as a private-app token of ``portal_id``."""
+        self._tokens.add_static(token, portal_id)
+
+    # -- faults and observation ----------------------------------------------------------------
+    def fail_next(self, n: int, status: int = 502, *, path_contains: str | None = None,
+                  body: dict | None = None, headers: dict | None = None) -> None:
+        """Answer the next ``n`` matching requests with ``status`` (HubSpot-shaped body unless given)."""
+        self._faults.add("fail", n, path_contains, status=status, body=body, headers=headers)
+
+    def hang_next(self, n: int, seconds: float, *, path_contains: str | None = None) -> None:
+        """Delay the next ``n`` matching requests by ``seconds`` before answering them normally."""
+        self._faults.add("hang", n, path_contains, seconds=seconds)
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every request answered so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._calls)
+
+    def count(self, *, path_contains: str | None = None, method: str | None = None) -> int:
+        """How many answered requests match a path fragment and/or method."""
+        return sum(1 for c in self.calls if (path_contains is None or path_contains in c.path)
+                   and (method is None or c.method == method.upper()))
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _build_app(self) -> Flask:
+        app = Flask(__name__)
+        app.json = _OrderedJSON(app)
+        crm.register(app, self._tokens, lambda: self.token_lifetime)
+        app.before_request(self._gate)
+        app.after_request(self._record)
+        app.register_error_handler(ValidationFailed,
+                                   lambda e: (jsonify(error_body(str(e), "VALIDATION_ERROR")), 400))
+        app.register_error_handler(HTTPException, lambda e: (jsonify(error_body(
+            f"{e.name}: {request.method} {request.path}",
+            "OBJECT_NOT_FOUND" if e.code == 404 else "VALIDATION_ERROR")), e.code))
+        app.register_error_handler(Exception, self._crash)
+        return app
+
+    def _gate(self) -> ResponseReturnValue | None:
+        """Latency, scripted faults, auth and rate limits, in that order, before any route runs."""
+        g.at, g.window, g.new_id = time.time(), None, self._portals.ids.claim
+        oauth = request.path.startswith("/oauth/")
+        g.token, g.portal, failed = (None, None, None) if oauth else \
+            self._tokens.identify(request.headers.get("Authorization"))
+        if self.latency:
+            time.sleep(self.latency)
+        hang = self._faults.take("hang", request.path)
+        if hang is not None:
+            time.sleep(hang.seconds)
+        fail = self._faults.take("fail", request.path)
+        if fail is not None:
+            return jsonify(fail.body or fault_body(fail.status)), fail.status, fail.headers or {}
+        if oauth:
+            return None
+        if failed:
+            return jsonify(auth_error(failed)), 401
+        g.store = self._portals.get(g.portal)
+        search = request.method == "POST" and request.path.endswith("/search")
+        window = self._limits.window(g.portal, search)
+        g.window = None if search else window       # search answers carry no rate-limit headers
+        if not window.admit():
+            return jsonify(rate_limit_body(*(RateLimits.SEARCH if search else RateLimits.BURST))), 429
+        return None
+
+    def _record(self, response: Response) -> Response:
+        """Add the rate-limit headers HubSpot sends (never on search) and remember the call."""
+        if g.get("window") is not None:
+            response.headers.update(self._limits.headers(g.window))
+        token = g.get("token")
+        call = Call(request.method, request.path, request.args.to_dict(), request.get_json(silent=True),
+                    response.status_code, g.get("at", time.time()),
+                    hashlib.sha256(token.encode()).hexdigest()[:12] if token else None, g.get("portal"))
+        with self._lock:
+            self._calls.append(call)
+        return response
+
+    def _crash(self, error: Exception) -> tuple[Response, int]:
+        log.exception("fake HubSpot failed on %s %s", request.method, request.path)
+        body = error_body(f"Internal error in the fake: {type(error).__name__}", "INTERNAL_ERROR")
+        return jsonify(body), 500
+
