@@ -125,7 +125,8 @@ class TokenBook:
 
     def _check_app(self, form: Mapping[str, str], kind: str | None) -> dict[str, str] | None:
         """HubSpot's 400 when the request does not come from the app (or names a foreign redirect)."""
-        client_id, secret, redirect = form.get("client_id"), form.get("client_secret"), form.get("redirect_uri")
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        redirect = form.get("redirect_uri")
         if not client_id or (self.app is not None and client_id != self.app.client_id):
             return _oauth_error("invalid_client", "BAD_CLIENT_ID", "missing or unknown client id")
         if not secret or (self.app is not None and not secrets.compare_digest(
@@ -139,7 +140,8 @@ class TokenBook:
 
 
 def _bad_redirect() -> dict[str, str]:
-    return _oauth_error("invalid_grant", "BAD_REDIRECT_URI", "redirect URI does not match initial auth code URI")
+    return _oauth_error("invalid_grant", "BAD_REDIRECT_URI",
+                        "redirect URI does not match initial auth code URI")
 
 
 def auth_error(category: str) -> dict[str, Any]:

@@ -8,6 +8,12 @@ to tokens of hub 42 (OAuth tokens from ``issue_code(42)``, or ``add_token(t, 42)
 added without a portal belong to the portal of plain bearer tokens. Search shows a write only
 ``search_lag`` seconds after it; meanwhile it keeps showing the previous version, if any.
 
+It refuses what HubSpot refuses: writes naming a property the portal lacks or a non-number for a
+number property (400), a new contact with an existing email (409), API versions HubSpot never
+shipped and routes the fake lacks (404 saying which), private-app calls past the daily limit (429
+DAILY), token requests from another app (400). Rate-limit headers follow the token kind: private-app
+tokens (static ones) get the daily headers, the fake's OAuth tokens do not.
+
     python -m webhook_service.testing.fake_hubspot --port 8900 --seed-demo
 """
 from __future__ import annotations
@@ -60,7 +66,8 @@ class FakeHubSpot:
         self.host, self.port, self.latency = host, port, latency
         self.token_lifetime = 1800
         self._limits = RateLimits(search_limit_per_second, burst_limit, daily_limit)
-        self._tokens, self._portals, self._faults = TokenBook(tokens, oauth_app), Portals(search_lag), Faults()
+        self._tokens, self._portals = TokenBook(tokens, oauth_app), Portals(search_lag)
+        self._faults = Faults()
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._server: BaseWSGIServer | None = None

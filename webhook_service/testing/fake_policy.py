@@ -66,10 +66,11 @@ class RateLimits:
     (TEN_SECONDLY_ROLLING), and a private app's daily budget per account. Without ``burst`` nothing
     is refused by the window but headers still count.
 
-    The headers depend on the token kind, as https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines
-    describes: a private app (Free/Starter tier) sees 100 per 10 s plus ``X-HubSpot-RateLimit-Daily``
-    and ``-Daily-Remaining``; an OAuth app sees 110 per 10 s per installing account and no daily
-    headers ("not included in the response to API requests authorized using OAuth").
+    The headers depend on the token kind, as
+    https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines describes: a
+    private app (Free/Starter tier) sees 100 per 10 s plus ``X-HubSpot-RateLimit-Daily`` and
+    ``-Daily-Remaining``; an OAuth app sees 110 per 10 s per installing account and no daily headers
+    ("not included in the response to API requests authorized using OAuth").
     """
 
     SEARCH = ("SECONDLY", "secondly")
