@@ -59,7 +59,7 @@ def dead_letters(config: Config) -> list[DeadLetter]:
             continue
         result = job.latest_result()
         error = ((result.exc_string if result else "") or "").strip().splitlines()
-        refused = trusted.refusal(job) is not None
+        refused = "refused" in job.meta or trusted.refusal(job) is not None
         handler = REFUSED if refused else str(job.meta.get("handler", DELIVERY))
         letters.append(DeadLetter(job_id, handler, "" if refused else job.description or "",
                                   job.ended_at, error[-1][:200] if error else "", 0 if refused else delivery_events(job)))

@@ -54,6 +54,8 @@ class HubhookWorker(BookkeepingMixin, LeanMixin, SimpleWorker):
         if why is None:
             return super().perform_job(job, queue, execution)
         trusted.disarm(job)
+        job.meta["refused"] = why  # `hubhook replay` leaves it parked (jobs.deadletter)
+        job.save_meta()
         self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
         job.started_at = job.ended_at = now()
         log.error("refused job %s: %s; it was not run and is in the failed-job registry (whoever wrote it can "
