@@ -12,3 +12,12 @@ router = Router()
 @router.on("deal.creation")
 def leaky(event):
     raise RuntimeError(f"cannot sync deal {event.object_id} with token {TOKEN} {ESCAPES}")
+
+
+#: For an OAuth app: the error quotes the token of the event's own portal, which only the worker holds
+oauth_router = Router()
+
+
+@oauth_router.on("contact.creation")
+def leaky_oauth(event):
+    raise RuntimeError(f"portal {event.portal_id} refused token {event.hubspot.client.auth.token_for(event.portal_id)}")
