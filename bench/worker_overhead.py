@@ -74,8 +74,8 @@ def main() -> None:
         forked = Queue("fork", connection=redis, serializer=JSONSerializer)
         samples: dict[str, list[float]] = {NAMES[0]: [], NAMES[1]: []}
         for _ in range(ROUNDS):  # interleaved, so load from elsewhere on the box hits both alike
-            samples[NAMES[0]].append(per_job_ms(lambda: build_worker(config, router, also_run=[NOOP]), hubhook,
-                                                args.jobs // ROUNDS))
+            samples[NAMES[0]].append(per_job_ms(lambda: build_worker(config, router, also_run=[NOOP]),
+                                                hubhook, args.jobs // ROUNDS))
             samples[NAMES[1]].append(per_job_ms(
                 lambda: SimpleWorker([plain], connection=redis, serializer=JSONSerializer), plain, args.jobs // ROUNDS))
         results = {name: statistics.median(values) for name, values in samples.items()}

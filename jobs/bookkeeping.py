@@ -95,8 +95,8 @@ class BookkeepingMixin:
             raise
         self._job_ended(job, "ok", counted=True)
 
-    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
-                           execution: Any = None) -> None:
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None,
+                           exc_string: str = "", execution: Any = None) -> None:
         final = not job.should_retry
         super().handle_job_failure(job, queue, started_job_registry,  # type: ignore[misc]
                                    redact(exc_string), execution)

@@ -61,8 +61,8 @@ def dead_letters(config: Config) -> list[DeadLetter]:
         error = ((result.exc_string if result else "") or "").strip().splitlines()
         refused = "refused" in job.meta or trusted.refusal(job) is not None
         handler = REFUSED if refused else str(job.meta.get("handler", DELIVERY))
-        letters.append(DeadLetter(job_id, handler, "" if refused else job.description or "",
-                                  job.ended_at, error[-1][:200] if error else "", 0 if refused else delivery_events(job)))
+        letters.append(DeadLetter(job_id, handler, "" if refused else job.description or "", job.ended_at,
+                                  error[-1][:200] if error else "", 0 if refused else delivery_events(job)))
     return sorted(letters, key=lambda d: d.failed_at or datetime.min.replace(tzinfo=timezone.utc))
 
 
@@ -93,8 +93,9 @@ def replay(config: Config, *, handler: str | None = None, dry_run: bool = False,
     refused = [d for d in chosen if d.handler == REFUSED]
     chosen = [d for d in chosen if d.handler != REFUSED]
     for letter in refused:
-        yield (f"skipped {letter.job_id}: a worker refused it because hubhook did not enqueue it ({letter.error}); "
-               f"find out who can write to Redis, then delete it from the failed-job registry (rq-dashboard)")
+        yield (f"skipped {letter.job_id}: a worker refused it because hubhook did not enqueue it "
+               f"({letter.error}); find out who can write to Redis, then delete it from the failed-job "
+               f"registry (rq-dashboard)")
     for letter in chosen:
         if not dry_run:
             registry.requeue(letter.job_id)

@@ -51,16 +51,18 @@ def job_class(also_run: Iterable[str] = ()) -> type[HubhookJob]:
 
 
 def refusal(job: Job, functions: frozenset[str] = JOB_FUNCTIONS) -> str | None:
-    """Why the worker must not run ``job`` (one line naming what it asked for), or None when it is hubhook's."""
+    """Why the worker must not run ``job`` (one line naming what it asked for); None when it is hubhook's."""
     try:
         name, instance = job.func_name, job.instance
     except Exception as exc:  # a payload that is not hubhook's JSON: nothing of it may run
         return f"its payload cannot be decoded ({type(exc).__name__})"
     if name not in functions:
-        return f"its function {_shown(name)} is not one of hubhook's job functions ({', '.join(sorted(functions))})"
+        known = ", ".join(sorted(functions))
+        return f"its function {_shown(name)} is not one of hubhook's job functions ({known})"
     if instance is not None:
         return f"it calls {_shown(name)} on an object, and hubhook's job functions are plain functions"
-    callbacks = [kind for kind in ("success", "failure", "stopped") if getattr(job, f"_{kind}_callback_name", None)]
+    callbacks = [kind for kind in ("success", "failure", "stopped")
+                 if getattr(job, f"_{kind}_callback_name", None)]
     if callbacks:
         return f"it carries a {' and a '.join(callbacks)} callback, and hubhook's jobs have none"
     if getattr(job, "webhooks", None):

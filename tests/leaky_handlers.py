@@ -20,4 +20,5 @@ oauth_router = Router()
 
 @oauth_router.on("contact.creation")
 def leaky_oauth(event):
-    raise RuntimeError(f"portal {event.portal_id} refused token {event.hubspot.client.auth.token_for(event.portal_id)}")
+    token = event.hubspot.client.auth.token_for(event.portal_id)
+    raise RuntimeError(f"portal {event.portal_id} refused token {token}")

@@ -35,7 +35,8 @@ def foreign_jobs(config, redis, tmp_path) -> dict[str, str]:
     return dict(zip((j.id for j in jobs), markers.values()))
 
 
-def test_the_hubhook_worker_process_refuses_jobs_hubhook_did_not_enqueue(config, redis, hubspot, env, tmp_path):
+def test_the_hubhook_worker_process_refuses_jobs_hubhook_did_not_enqueue(config, redis, hubspot, env,
+                                                                          tmp_path):
     # Given jobs written into hubhook's queue by a plain RQ client, and one genuine delivery behind them
     refused = foreign_jobs(config, redis, tmp_path)
     hubspot.add("contacts", 1, {"email": "ada@example.com"})

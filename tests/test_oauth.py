@@ -223,7 +223,8 @@ def test_worker_processes_route_portals_and_never_log_a_token(web, hubspot, redi
 
 # -- token storage: bound to the portal, re-encrypted after a secret rotation, redacted --------------
 def oauth_env(env, secrets: str) -> dict:
-    return {**env, "HUBSPOT_CLIENT_ID": CLIENT_ID, "HUBSPOT_ACCESS_TOKEN": "", "HUBSPOT_CLIENT_SECRET": secrets}
+    return {**env, "HUBSPOT_CLIENT_ID": CLIENT_ID, "HUBSPOT_ACCESS_TOKEN": "",
+            "HUBSPOT_CLIENT_SECRET": secrets}
 
 
 def test_a_token_copied_to_another_portals_key_is_refused(web, hubspot, redis, oauth_config):
@@ -249,7 +250,8 @@ def test_a_token_copied_to_another_portals_key_is_refused(web, hubspot, redis, o
 @pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
 def test_rekey_moves_every_token_to_the_newest_secret(web, hubspot, redis, oauth_config, env):
     # Given two portals whose tokens were stored under the old client secret
-    before = {hub: install(web, hubspot, hub) and TokenStore(redis, oauth_config).load(hub) for hub in (4242, 4343)}
+    before = {hub: install(web, hubspot, hub) and TokenStore(redis, oauth_config).load(hub)
+              for hub in (4242, 4343)}
     old = oauth_config.client_secrets[0]
     # When the secret is rotated (newest first) and the operator runs `hubhook oauth rekey`
     rekey = subprocess.run([HUBHOOK, "oauth", "rekey"], env=oauth_env(env, f"new-client-secret,{old}"),
@@ -259,7 +261,8 @@ def test_rekey_moves_every_token_to_the_newest_secret(web, hubspot, redis, oauth
     # Then it reports each portal, and the tokens are readable with the new secret alone
     assert rekey.returncode == 0, rekey.stderr
     assert "portal 4242: re-encrypted" in rekey.stdout and "portal 4343: re-encrypted" in rekey.stdout
-    assert "2 portal(s): 2 re-encrypted" in rekey.stdout and "you can now remove the older ones" in rekey.stdout
+    assert "2 portal(s): 2 re-encrypted" in rekey.stdout
+    assert "you can now remove the older ones" in rekey.stdout
     assert "2 already under the newest secret" in again.stdout
     newest = TokenStore(redis, dataclasses.replace(oauth_config, client_secrets=("new-client-secret",)))
     assert {hub: newest.load(hub) for hub in before} == before

@@ -178,7 +178,8 @@ def test_text_stored_raw_is_still_redacted_and_escaped_when_printed(redis, cli_e
 
 def test_status_hides_the_redis_password_in_the_query_as_well_as_in_user_info(cli_env):
     # Given REDIS_URL carrying a password in user:pass@ and another in ?password=
-    url = cli_env["REDIS_URL"].replace("redis://", "redis://default:hunter2-userinfo@") + "?password=hunter2-query"
+    url = cli_env["REDIS_URL"].replace("redis://", "redis://default:hunter2-userinfo@")
+    url += "?password=hunter2-query"
     # When the operator asks for the status (this Redis has no password: the command fails, saying where)
     result = hubhook("status", env={**cli_env, "REDIS_URL": url})
     output = result.stdout + result.stderr

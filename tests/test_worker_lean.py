@@ -58,7 +58,8 @@ def test_a_job_with_dependents_takes_rqs_path_and_its_dependent_runs(config, red
     first = queue.enqueue(NOOP, result_ttl=0)
     second = queue.enqueue(NOOP, depends_on=first, result_ttl=0)
     # When a worker drains the queue
-    build_worker(config, Router(), also_run=[NOOP]).work(burst=True, with_scheduler=False, logging_level="WARNING")
+    worker = build_worker(config, Router(), also_run=[NOOP])
+    worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
     # Then both ran and were deleted, the dependent after its dependency
     assert not redis.exists(first.key) and not redis.exists(second.key)
     assert queue.count == 0 and queue.deferred_job_registry.get_job_count(cleanup=False) == 0

@@ -62,7 +62,8 @@ def add_secrets(values: Iterable[str | None], *, owner: str | None = None) -> No
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``[redacted]``: before it is logged, stored or printed."""
+    """``text`` with every registered secret replaced by ``[redacted]``: before it is logged, stored or
+    printed."""
     for secret in tuple(_secrets):
         if secret in text:
             text = text.replace(secret, "[redacted]")

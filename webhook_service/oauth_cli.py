@@ -33,8 +33,8 @@ def rekey() -> None:
 
     config = Config.from_env()
     if not config.client_secrets:
-        raise HubhookError("set HUBSPOT_CLIENT_SECRET to the app's client secrets, newest first and comma-separated "
-                           "(e.g. new,old), then run `hubhook oauth rekey` again")
+        raise HubhookError("set HUBSPOT_CLIENT_SECRET to the app's client secrets, newest first and "
+                           "comma-separated (e.g. new,old), then run `hubhook oauth rekey` again")
     logs.add_secrets([*config.client_secrets, config.access_token])
     store = TokenStore(redis_client(config), config)
     counts = {"re-encrypted": 0, "current": 0, "missing": 0, "unreadable": 0}
@@ -44,16 +44,17 @@ def rekey() -> None:
             click.echo(logs.for_terminal(f"portal {done.portal_id}: {done.outcome}"
                                          + (f" ({done.detail})" if done.detail else "")))
     except RedisError as exc:
-        raise HubhookError(f"cannot reach Redis at {safe_url(config.redis_url)} ({type(exc).__name__}): is it "
-                           f"running, and is REDIS_URL right? Portals listed above are done; run the command "
-                           f"again to finish") from None
+        raise HubhookError(f"cannot reach Redis at {safe_url(config.redis_url)} ({type(exc).__name__}): is "
+                           f"it running, and is REDIS_URL right? Portals listed above are done; run the "
+                           f"command again to finish") from None
     total = sum(counts.values())
-    click.echo(f"{total} portal(s): {counts['re-encrypted']} re-encrypted, {counts['current']} already under the "
-               f"newest secret, {counts['missing']} without tokens, {counts['unreadable']} unreadable")
+    click.echo(f"{total} portal(s): {counts['re-encrypted']} re-encrypted, {counts['current']} already under "
+               f"the newest secret, {counts['missing']} without tokens, {counts['unreadable']} unreadable")
     if counts["unreadable"]:
-        click.echo("some tokens could not be decrypted with any configured secret: add the secret they were stored "
-                   "under to HUBSPOT_CLIENT_SECRET (after the newest) and run `hubhook oauth rekey` again, or "
-                   "reinstall the app in those portals (/oauth/install); keep the old secret until then", err=True)
+        click.echo("some tokens could not be decrypted with any configured secret: add the secret they were "
+                   "stored under to HUBSPOT_CLIENT_SECRET (after the newest) and run `hubhook oauth rekey` "
+                   "again, or reinstall the app in those portals (/oauth/install); keep the old secret until "
+                   "then", err=True)
         sys.exit(1)
     if len(config.client_secrets) > 1:
         click.echo("every stored token is under the newest secret: you can now remove the older ones from "

@@ -45,7 +45,7 @@ _PREFIX = "hubhook:oauth"
 
 @dataclass(frozen=True)
 class Rekeyed:
-    """What ``TokenStore.rekey`` did with one portal's tokens: re-encrypted, current, missing or unreadable."""
+    """What ``TokenStore.rekey`` did with one portal's tokens: re-encrypted, current, missing, unreadable."""
 
     portal_id: int
     outcome: str
@@ -87,10 +87,11 @@ class TokenStore:
         try:
             tokens = TokenSet.from_json(self._crypto.decrypt(blob))
         except InvalidToken:
-            raise NoToken(f"the stored OAuth tokens of portal {portal_id} cannot be decrypted with the configured "
-                          f"HUBSPOT_CLIENT_SECRET: if the client secret was rotated, put the old one back after "
-                          f"the new one (HUBSPOT_CLIENT_SECRET=new,old) and run `hubhook oauth rekey`; otherwise "
-                          f"reinstall the app there (/oauth/install), then `hubhook replay`",
+            raise NoToken(f"the stored OAuth tokens of portal {portal_id} cannot be decrypted with the "
+                          f"configured HUBSPOT_CLIENT_SECRET: if the client secret was rotated, put the old "
+                          f"one back after the new one (HUBSPOT_CLIENT_SECRET=new,old) and run `hubhook "
+                          f"oauth rekey`; otherwise reinstall the app there (/oauth/install), then "
+                          f"`hubhook replay`",
                           portal_id=portal_id) from None
         if tokens.portal_id != int(portal_id):
             log.error("the OAuth tokens stored under portal %s belong to portal %s: refused (something with "

@@ -35,7 +35,7 @@ def parse_duration(text: str | None, option: str) -> float | None:
 
 
 def safe_url(url: str) -> str:
-    """The Redis URL without its password, whether in ``user:pass@`` or in ``?password=`` (redis-py reads both)."""
+    """The Redis URL without its password, in ``user:pass@`` or ``?password=`` (redis-py reads both)."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if parts.password is not None:
@@ -154,7 +154,8 @@ def _change(change: dict[str, Any]) -> str:
 def status(as_json: bool) -> None:
     """Queues, workers, dead letters by handler, poll cursors and lag, rate budget used."""
     data = gather_status(operator_config())
-    click.echo(logs.for_terminal(json.dumps(data, default=str) if as_json else "\n".join(render_status(data))))
+    text = json.dumps(data, default=str) if as_json else "\n".join(render_status(data))
+    click.echo(logs.for_terminal(text))
 
 
 @click.command()
