@@ -27,7 +27,7 @@ def foreign_jobs(config, redis, tmp_path) -> dict[str, str]:
     markers = {name: str(tmp_path / f"{name}.ran") for name in ("system", "function", "callback")}
     jobs = [
         queue.enqueue("os.system", f"touch {markers['system']}"),
-        queue.enqueue("tests.intruder.plant", markers["function"]),
+        queue.enqueue("tests.intruder.plant", markers["function"], meta={"handler": "made.up"}),
         # hubhook's own function, with a success callback that is not hubhook's
         queue.enqueue("jobs.process.process_delivery", [], on_success=Callback("tests.intruder.on_success"),
                       meta={"marker": markers["callback"]}),
@@ -77,4 +77,7 @@ def test_the_in_process_worker_refuses_them_too_and_replay_leaves_them_parked(co
     assert replay.returncode == 0, replay.stderr
     assert replay.stdout.count("skipped") == 3 and "who can write to Redis" in replay.stdout
     assert build_queue(config, redis).count == 0
+    # And `hubhook status` counts them as refused, not under a handler name the job's writer chose
+    status = json.loads(hubhook("status", "--json", env=env).stdout)
+    assert status["dead_letters_by_handler"] == {"refused": 3}
 
