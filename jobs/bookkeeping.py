@@ -5,6 +5,8 @@ how a job ended for good: RQ decides after the job returns whether a failure is 
 So the counter behind back-pressure (``jobs.pending``) is decremented here, once per delivery job,
 when it succeeded or failed with no retry left; and everything the job buffered (``jobs.observe``)
 is written after it in one pipeline: for a success, the MULTI that records it (``jobs.lean``).
+The failure text RQ stores with a failed job (its traceback, shown by rq-dashboard and ``hubhook
+replay``) passes through the log redaction first: a handler's error may quote a token.
 """
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ from rq.job import Job
 from rq.queue import Queue
 
 from webhook_service.intake import PROCESS_DELIVERY
+from webhook_service.logs import redact
 
 from . import context, enrich, history, observe, pending, stats
 from .handoff import RUN_HANDLER
+from .trusted import JOB_FUNCTIONS
 
 log = logging.getLogger("hubhook.worker")
 
@@ -43,8 +47,11 @@ def delivery_events(job: Job, outcome: str = "failed") -> int:
 
 
 def _function(job: Job) -> str:
-    """The job function's short name, the ``function`` label of the jobs counter."""
+    """The job function's short name, the ``function`` label of the jobs counter ("refused" for a job
+    that is not hubhook's: a name written into Redis by someone else must not become a label)."""
     try:
+        if job.func_name not in getattr(type(job), "functions", JOB_FUNCTIONS):
+            return "refused"
         return (job.func_name or "unknown").rsplit(".", 1)[-1]
     except Exception:  # a job whose payload cannot be decoded
         return "unknown"
@@ -88,9 +95,11 @@ class BookkeepingMixin:
             raise
         self._job_ended(job, "ok", counted=True)
 
-    def handle_job_failure(self, job: Job, *args: Any, **kwargs: Any) -> None:
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None,
+                           exc_string: str = "", execution: Any = None) -> None:
         final = not job.should_retry
-        super().handle_job_failure(job, *args, **kwargs)  # type: ignore[misc]
+        super().handle_job_failure(job, queue, started_job_registry,  # type: ignore[misc]
+                                   redact(exc_string), execution)
         self._job_ended(job, "failed" if final else "retried")
 
     def handle_job_retry(self, job: Job, queue: Queue, retry: Any, *args: Any, **kwargs: Any) -> None:

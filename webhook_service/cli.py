@@ -126,18 +126,20 @@ def replay(handler_name: str | None, older_than: str | None, newer_than: str | N
     """Re-run what is in the dead-letter registry (all, one handler's, by age)."""
     from jobs.deadletter import replay as do_replay
 
-    from .ops_cli import parse_duration
+    from .logs import for_terminal
+    from .ops_cli import operator_config, parse_duration
 
     ages = {"older_than": parse_duration(older_than, "--older-than"),
             "newer_than": parse_duration(newer_than, "--newer-than")}
-    for line in do_replay(_config(), handler=handler_name, dry_run=dry_run, **ages):
-        click.echo(line)
+    for line in do_replay(operator_config(), handler=handler_name, dry_run=dry_run, **ages):
+        click.echo(for_terminal(line))
 
 
 def _add_operator_commands() -> None:
+    from .oauth_cli import oauth
     from .ops_cli import inspect, run, status
 
-    for command in (status, inspect, run):
+    for command in (status, inspect, run, oauth):
         cli.add_command(command)
 
 
