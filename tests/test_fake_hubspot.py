@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from webhook_service.testing.fake_hubspot.auth import OAuthApp
 from webhook_service.testing.fake_hubspot.demo import seed_demo
 from webhook_service.testing.fake_hubspot.server import FakeHubSpot
 
@@ -33,7 +34,8 @@ class Api(requests.Session):
         return self.post(path, json={"inputs": [{"id": str(i)} for i in ids], **body})
 
     def token(self, **form) -> requests.Response:
-        return self.post("/oauth/v1/token", data={"client_id": "app", "client_secret": "shh", **form})
+        form = {"client_id": "app", "client_secret": "shh", "redirect_uri": "https://app.example/cb", **form}
+        return self.post("/oauth/v1/token", data=form)
 
 
 @pytest.fixture
@@ -273,3 +275,173 @@ def test_writes_from_the_api_are_visible_with_integration_history(fake):
     assert [r["associationSpec"]["associationTypeId"] for r in linked["results"]] == [279, 280]
     deals = api.batch("/crm/v4/associations/contacts/deals/batch/read", [contact]).json()
     assert deals["results"][0]["to"][0]["toObjectId"] == int(created.json()["id"])
+
+
+def test_writes_refuse_unknown_properties_and_bad_numbers_with_hubspots_400(fake):
+    # Given a contact and a deal; the portal has HubSpot's default properties and nothing else
+    contact, deal, api = fake.add("contacts")["id"], fake.add("deals")["id"], Api(fake)
+    # When a create names a property the portal lacks
+    unknown = api.post("/crm/objects/2026-09/contacts",
+                       json={"properties": {"email": "a@x.io", "shoe_size": "9"}})
+    # Then HubSpot's VALIDATION_ERROR: the legacy list in the message, the documented errors[] beside it
+    body = unknown.json()
+    assert unknown.status_code == 400 and body["category"] == "VALIDATION_ERROR" and body["correlationId"]
+    assert body["errors"] == [{"message": 'Property "shoe_size" does not exist',
+                               "code": "PROPERTY_DOESNT_EXIST", "context": {"propertyName": ["shoe_size"]}}]
+    assert body["message"].startswith('Property values were not valid: [{"isValid":false,')
+    assert '"error":"PROPERTY_DOESNT_EXIST","name":"shoe_size"' in body["message"]
+    # And a number property given words is refused, single and batch, and nothing was written
+    bad_amount = api.patch(f"/crm/v3/objects/deals/{deal}", json={"properties": {"amount": "lots"}}).json()
+    assert bad_amount["errors"][0]["code"] == "INVALID_DECIMAL"
+    assert bad_amount["errors"][0]["context"] == {"propertyName": ["amount"]}
+    whole = api.post("/crm/v3/objects/companies", json={"properties": {"numberofemployees": "2.5"}})
+    assert whole.status_code == 400 and whole.json()["errors"][0]["code"] == "INVALID_INTEGER"
+    batch = api.post("/crm/v3/objects/contacts/batch/update", json={"inputs": [
+        {"id": contact, "properties": {"firstname": "Ok"}}, {"id": contact, "properties": {"nope": "x"}}]})
+    assert batch.status_code == 400 and batch.json()["errors"][0]["code"] == "PROPERTY_DOESNT_EXIST"
+    assert "firstname" not in api.get(f"/crm/v3/objects/contacts/{contact}").json()["properties"]
+    # And with objectWriteTraceId only the refused input fails, in a 207 that echoes its trace id
+    traced = api.post("/crm/v3/objects/deals/batch/create", json={"inputs": [
+        {"properties": {"dealname": "Good", "amount": "10.5"}, "objectWriteTraceId": "t1"},
+        {"properties": {"missing": "x"}, "objectWriteTraceId": "t2"}]})
+    result = traced.json()
+    assert traced.status_code == 207 and [r["properties"]["dealname"] for r in result["results"]] == ["Good"]
+    assert result["errors"][0]["context"] == {"objectWriteTraceId": ["t2"]}
+    assert "PROPERTY_DOESNT_EXIST" in result["errors"][0]["message"]
+
+
+def test_properties_a_test_seeds_or_defines_can_be_written(fake):
+    # Given a custom property seeded on one contact, and a number property defined without a record
+    contact = fake.add("contacts", properties={"favourite_colour": "teal"})["id"]
+    fake.define_property("deals", "margin", "number")
+    api = Api(fake)
+    # Then API writes may set them, and the defined one is checked as a number
+    assert api.patch(f"/crm/v3/objects/contacts/{contact}",
+                     json={"properties": {"favourite_colour": "red"}}).status_code == 200
+    assert api.post("/crm/v3/objects/deals", json={"properties": {"margin": "0.25"}}).status_code == 201
+    assert api.post("/crm/v3/objects/deals", json={"properties": {"margin": "a lot"}}).status_code == 400
+    # And seeding a value unfit for an existing number property is a mistake the test hears about
+    with pytest.raises(ValueError, match="amount was not a valid number"):
+        fake.add("deals", properties={"amount": "lots"})
+
+
+def test_a_contact_whose_email_exists_is_a_409_conflict(fake):
+    # Given a contact with an email
+    existing, api = fake.add("contacts", properties={"email": "ada@example.com"})["id"], Api(fake)
+    # When another contact is created with that email (in another case), alone or in a batch
+    single = api.post("/crm/v3/objects/contacts", json={"properties": {"email": "Ada@Example.com"}})
+    batch = api.post("/crm/v3/objects/contacts/batch/create", json={"inputs": [
+        {"properties": {"email": "new@example.com"}}, {"properties": {"email": "ada@example.com"}}]})
+    twice = api.post("/crm/v3/objects/contacts/batch/create", json={"inputs": [
+        {"properties": {"email": "twin@example.com"}}, {"properties": {"email": "twin@example.com"}}]})
+    # Then HubSpot's 409 naming the existing id, and nothing of the batches was created
+    assert single.status_code == 409 and single.json()["category"] == "CONFLICT"
+    assert single.json()["message"] == f"Contact already exists. Existing ID: {existing}"
+    assert batch.status_code == 409 and twice.status_code == 409
+    assert api.search(filterGroups=[]).json()["total"] == 1
+    # And another email, or the same email on a company, is fine
+    other = api.post("/crm/v3/objects/contacts", json={"properties": {"email": "b@example.com"}})
+    company = api.post("/crm/v3/objects/companies", json={"properties": {"name": "ada@example.com"}})
+    assert other.status_code == company.status_code == 201
+
+
+def test_associations_parameter_on_single_get_and_list(fake):
+    # Given a contact associated with two companies, and one without associations
+    linked, lonely = fake.add("contacts")["id"], fake.add("contacts")["id"]
+    companies = [fake.add("companies")["id"] for _ in range(2)]
+    for company in companies:
+        fake.associate("contacts", linked, "companies", company)
+    api = Api(fake)
+    # When read with associations=companies,deals,widgets
+    single = api.get(f"/crm/objects/2026-09/contacts/{linked}",
+                     params={"associations": "companies,deals,widgets"})
+    listed = api.get("/crm/v3/objects/contacts", params={"associations": "companies"}).json()["results"]
+    # Then the record carries its associated ids by type (types with none, and unknown ones, left out)
+    expected = {"companies": {"results": [{"id": c, "type": "contact_to_company"} for c in companies]}}
+    assert single.json()["associations"] == expected
+    assert [r.get("associations") for r in listed] == [expected, None] and listed[1]["id"] == lonely
+    # And without the parameter nothing changes
+    assert "associations" not in api.get(f"/crm/v3/objects/contacts/{linked}").json()
+
+
+def test_rate_limit_headers_follow_the_token_kind_and_the_daily_limit():
+    with FakeHubSpot(tokens={"pat-static"}, daily_limit=3) as fake:
+        fake.add("deals", 1)
+        fake.add("deals", 2, portal_id=42)
+        private, oauth_code = Api(fake, "pat-static"), fake.issue_code(42)
+        grant = Api(fake, "").token(grant_type="authorization_code", code=oauth_code).json()
+        oauth = Api(fake, grant["access_token"])
+        # When a private-app token reads: 100 per 10 s, and the account's day counts down
+        answers = [private.get("/crm/v3/objects/deals/1") for _ in range(4)]
+        first = answers[0].headers
+        assert first["X-HubSpot-RateLimit-Max"] == "100"
+        assert first["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
+        assert first["X-HubSpot-RateLimit-Daily"] == "3"
+        assert [a.headers["X-HubSpot-RateLimit-Daily-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+        # Then the day's fourth request is HubSpot's 429 DAILY
+        assert answers[-1].status_code == 429 and answers[-1].json()["policyName"] == "DAILY"
+        assert answers[-1].json()["message"] == "You have reached your daily limit."
+        # And an OAuth token sees 110 per 10 s and no daily headers (HubSpot sends none for OAuth)
+        seen = oauth.get("/crm/v3/objects/deals/2")
+        assert seen.status_code == 200 and seen.headers["X-HubSpot-RateLimit-Max"] == "110"
+        assert not [h for h in seen.headers if h.lower().startswith("x-hubspot-ratelimit-daily")]
+
+
+def test_only_api_versions_hubspot_ships_are_served(fake):
+    contact, api = fake.add("contacts")["id"], Api(fake)
+    for version in ("2026-03", "2026-09", "2027-03"):
+        assert api.get(f"/crm/objects/{version}/contacts/{contact}").status_code == 200
+    # A month HubSpot never ships is a path it does not serve, not a missing record
+    unshipped = api.get(f"/crm/objects/2026-05/contacts/{contact}")
+    assert unshipped.status_code == 404 and unshipped.json()["category"] == "RESOURCE_NOT_FOUND"
+    assert "2026-05" in unshipped.json()["message"] and "2026-09" in unshipped.json()["message"]
+    assert api.post("/crm/associations/2026-04/contacts/companies/batch/read",
+                    json={"inputs": []}).json()["category"] == "RESOURCE_NOT_FOUND"
+
+
+def test_routes_the_fake_lacks_answer_a_404_that_says_so(fake):
+    contact, api = fake.add("contacts")["id"], Api(fake)
+    for method, path in (("GET", "/x"), ("DELETE", f"/crm/v3/objects/contacts/{contact}"),
+                         ("GET", "/crm/v3/properties/contacts")):
+        answer = api.request(method, path)
+        body = answer.json()
+        assert answer.status_code == 404 and body["status"] == "error"
+        assert body["category"] not in ("OBJECT_NOT_FOUND", None)
+        assert body["message"].startswith(f"fake HubSpot does not implement {method} {path}")
+
+
+def test_token_endpoint_checks_client_id_secret_and_redirect_uri():
+    app = OAuthApp("app-id", "app-secret", ("https://hooks.example.com/oauth/callback",))
+    with FakeHubSpot(oauth_app=app) as fake:
+        anon = Api(fake, "")
+
+        def exchange(**changes):
+            form = {"grant_type": "authorization_code", "code": fake.issue_code(7), "client_id": "app-id",
+                    "client_secret": "app-secret", "redirect_uri": "https://hooks.example.com/oauth/callback",
+                    **changes}
+            return anon.post("/oauth/v1/token", data=form)
+        # When the app's own credentials and redirect are sent: a token
+        assert exchange().json()["hub_id"] == 7
+        # Then another client id, a wrong secret or a foreign redirect are HubSpot's 400s
+        for changes, status in (({"client_id": "other"}, "BAD_CLIENT_ID"),
+                                ({"client_secret": "guess"}, "BAD_CLIENT_SECRET"),
+                                ({"redirect_uri": "https://evil.example/cb"}, "BAD_REDIRECT_URI"),
+                                ({"redirect_uri": ""}, "BAD_REDIRECT_URI")):
+            refused = exchange(**changes)
+            assert refused.status_code == 400 and refused.json()["status"] == status, changes
+            assert set(refused.json()) == {"error", "error_description", "status", "message"}
+            assert "app-secret" not in refused.text
+        # And a code issued for one redirect URI cannot be exchanged naming another the app allows
+        code = fake.issue_code(7, redirect_uri="https://hooks.example.com/other")
+        assert exchange(code=code).json()["status"] == "BAD_REDIRECT_URI"
+
+
+def test_without_an_app_the_first_token_request_names_it():
+    with FakeHubSpot() as fake:
+        anon = Api(fake, "")
+        first = anon.token(grant_type="authorization_code", code=fake.issue_code(1))
+        assert first.status_code == 200 and fake.oauth_app.client_id == "app"
+        refresh = first.json()["refresh_token"]
+        wrong = anon.token(grant_type="refresh_token", refresh_token=refresh, client_secret="other")
+        assert wrong.status_code == 400 and wrong.json()["status"] == "BAD_CLIENT_SECRET"
+        assert anon.token(grant_type="refresh_token", refresh_token=refresh).status_code == 200

@@ -15,6 +15,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from webhook_service.operator import dead_letters
+from webhook_service.telemetry import object_history
 from webhook_service import Router
 from webhook_service.receiver.app import create_app
 from webhook_service.oauth.token_store import TokenStore
@@ -219,3 +220,83 @@ def test_worker_processes_route_portals_and_never_log_a_token(web, hubspot, redi
     assert "job done" in output
     assert not [s for hub in (4242, 4343) for s in (store.load(hub).access_token, store.load(hub).refresh_token)
                 if s in output]
+
+
+# -- token storage: bound to the portal, re-encrypted after a secret rotation, redacted --------------
+def oauth_env(env, secrets: str) -> dict:
+    return {**env, "HUBSPOT_CLIENT_ID": CLIENT_ID, "HUBSPOT_ACCESS_TOKEN": "",
+            "HUBSPOT_CLIENT_SECRET": secrets}
+
+
+def test_a_token_copied_to_another_portals_key_is_refused(web, hubspot, redis, oauth_config):
+    # Given two installed portals, and portal 4242's stored blob copied over portal 4343's key
+    install(web, hubspot, 4242)
+    install(web, hubspot, 4343)
+    stolen = TokenStore(redis, oauth_config).load(4242)
+    redis.set("hubhook:oauth:portal:4343", redis.get("hubhook:oauth:portal:4242"))
+    hubspot.add("contacts", 2, {"email": "b@4343"}, portal_id=4343)
+    seen = []
+    router = Router()
+    router.add(seen.append, "contact.creation")
+    deliver(oauth_config, redis, [make_event("contact.creation", 2, portal_id=4343)])
+    hubspot.reset_calls()
+    # When a worker processes an event of portal 4343
+    drain(oauth_config, router)
+    # Then portal 4242's token was never used for it: the work is parked, saying what to do
+    assert sha(stolen.access_token) not in {c.token_sha256 for c in hubspot.calls} and not seen
+    (letter,) = dead_letters.dead_letters(oauth_config)
+    assert "belong to another portal" in letter.error and "/oauth/install" in letter.error
+
+
+@pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
+def test_rekey_moves_every_token_to_the_newest_secret(web, hubspot, redis, oauth_config, env):
+    # Given two portals whose tokens were stored under the old client secret
+    before = {hub: install(web, hubspot, hub) and TokenStore(redis, oauth_config).load(hub)
+              for hub in (4242, 4343)}
+    old = oauth_config.client_secrets[0]
+    # When the secret is rotated (newest first) and the operator runs `hubhook oauth rekey`
+    rekey = subprocess.run([HUBHOOK, "oauth", "rekey"], env=oauth_env(env, f"new-client-secret,{old}"),
+                           capture_output=True, text=True, timeout=60)
+    again = subprocess.run([HUBHOOK, "oauth", "rekey"], env=oauth_env(env, f"new-client-secret,{old}"),
+                           capture_output=True, text=True, timeout=60)
+    # Then it reports each portal, and the tokens are readable with the new secret alone
+    assert rekey.returncode == 0, rekey.stderr
+    assert "portal 4242: re-encrypted" in rekey.stdout and "portal 4343: re-encrypted" in rekey.stdout
+    assert "2 portal(s): 2 re-encrypted" in rekey.stdout
+    assert "you can now remove the older ones" in rekey.stdout
+    assert "2 already under the newest secret" in again.stdout
+    newest = TokenStore(redis, dataclasses.replace(oauth_config, client_secrets=("new-client-secret",)))
+    assert {hub: newest.load(hub) for hub in before} == before
+
+
+@pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
+def test_rekey_without_the_old_secret_says_what_to_do(web, hubspot, redis, env):
+    # Given a portal whose tokens were stored under a secret the operator already removed
+    install(web, hubspot, 4242)
+    # When rekey runs with only the new secret
+    result = subprocess.run([HUBHOOK, "oauth", "rekey"], env=oauth_env(env, "new-client-secret"),
+                            capture_output=True, text=True, timeout=60)
+    # Then it fails, naming the portal and the way out, and prints no traceback
+    assert result.returncode == 1 and "portal 4242: unreadable" in result.stdout
+    assert "HUBSPOT_CLIENT_SECRET=new,old" in result.stdout and "`hubhook oauth rekey` again" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
+def test_a_portals_token_quoted_by_a_handler_is_redacted_before_it_is_stored(web, hubspot, redis, env,
+                                                                            oauth_config, tmp_path):
+    # Given an installed portal and a handler whose error quotes the token the worker holds for it
+    install(web, hubspot, 4242)
+    hubspot.add("contacts", 1, {"email": "a@4242"}, portal_id=4242)
+    deliver(oauth_config, redis, [make_event("contact.creation", 1, portal_id=4242)])
+    # When a `hubhook worker` process of the OAuth app runs the delivery
+    log = tmp_path / "worker.log"
+    worker = subprocess.run([HUBHOOK, "worker", "--burst"], capture_output=True, text=True, timeout=60,
+                            env={**oauth_env(env, oauth_config.client_secrets[0]),
+                                 "HUBHOOK_HANDLERS": "tests.leaky_handlers:oauth_router"})
+    log.write_text(worker.stderr)
+    # Then the handler failed, and neither its stored error nor anything else in Redis holds the token
+    tokens = TokenStore(redis, oauth_config).load(4242)
+    errors = [e["error"] for e in object_history.read(redis, "contact", 1) if e.get("error")]
+    assert errors and all("refused token [redacted]" in e for e in errors), worker.stderr
+    assert tokens.access_token not in everything_in(redis) and tokens.access_token not in worker.stderr

@@ -130,3 +130,58 @@ def test_bad_arguments_are_one_line_saying_what_exists(cli_env, args, expected):
     assert result.returncode == 2
     assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_a_handler_error_quoting_the_token_is_redacted_in_redis_and_on_the_terminal(config, redis, hubspot,
+                                                                                     cli_env):
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from webhook_service.telemetry import object_history
+    from tests.conftest import TOKEN
+    from tests.leaky_handlers import router as leaky
+
+    # Given a handler whose error quotes the access token and carries ESC[2J (clear screen)
+    deliver(config, redis, [make_event("deal.creation", 7)])
+    # When a worker runs it until it is parked, and the operator inspects and replays
+    drain(config, leaky)
+    inspect = hubhook("inspect", "deal", "7", env=cli_env)
+    as_json = hubhook("inspect", "deal", "7", "--json", env=cli_env)
+    replay = hubhook("replay", "--dry-run", env=cli_env)
+    # Then neither the object history nor RQ's record of the failed job holds the token
+    errors = [e["error"] for e in object_history.read(redis, "deal", 7) if e.get("error")]
+    (job_id,) = build_queue(config, redis).failed_job_registry.get_job_ids()
+    job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    stored = [*errors, job.exc_info, job.latest_result().exc_string]
+    assert errors and all("[redacted]" in text and TOKEN not in text for text in stored)
+    # And nothing printed holds the token or a raw escape character; the escapes are shown, not obeyed
+    printed = inspect.stdout + as_json.stdout + replay.stdout
+    assert inspect.returncode == replay.returncode == 0, inspect.stderr + replay.stderr
+    assert TOKEN not in printed and "\x1b" not in printed and "\x07" not in printed
+    assert "\\x1b[2J" in inspect.stdout and "[redacted]" in replay.stdout
+
+
+def test_text_stored_raw_is_still_redacted_and_escaped_when_printed(redis, cli_env):
+    from tests.conftest import TOKEN
+
+    # Given a history entry written raw (by an earlier release), with the token and escape sequences
+    entry = {"at": 1_700_000_000, "kind": "handler", "handler": "h", "outcome": "failed", "ms": 1.0,
+             "portal": 62515, "error": f"RuntimeError: token {TOKEN} \x1b[2J\x9b31m"}
+    redis.lpush("hubhook:history:deal:8", json.dumps(entry))
+    # When the operator inspects the object
+    result = hubhook("inspect", "deal", "8", env=cli_env)
+    # Then the line shows neither the token nor a control character
+    assert result.returncode == 0, result.stderr
+    assert "RuntimeError: token [redacted] \\x1b[2J\\x9b31m" in result.stdout
+    assert TOKEN not in result.stdout and "\x1b" not in result.stdout and "\x9b" not in result.stdout
+
+
+def test_status_hides_the_redis_password_in_the_query_as_well_as_in_user_info(cli_env):
+    # Given REDIS_URL carrying a password in user:pass@ and another in ?password=
+    url = cli_env["REDIS_URL"].replace("redis://", "redis://default:hunter2-userinfo@")
+    url += "?password=hunter2-query"
+    # When the operator asks for the status (this Redis has no password: the command fails, saying where)
+    result = hubhook("status", env={**cli_env, "REDIS_URL": url})
+    output = result.stdout + result.stderr
+    # Then the URL is shown without either password
+    assert "hunter2" not in output and ":***@" in output and "password=***" in output

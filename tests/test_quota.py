@@ -3,16 +3,18 @@
 import dataclasses
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from webhook_service.operator import dead_letters
 from jobs.delivery import parking
 from webhook_service.connection import queue as build_queue
 from jobs.hubspot.client import HubSpotClient
 from jobs.hubspot.rate_budget import Budget, RateGovernor
+from jobs.worker.worker import build_worker
 from webhook_service import Router
 from webhook_service.errors import RateLimited
 from webhook_service.receiver.intake import delivery_job
@@ -210,3 +212,31 @@ def test_work_hubspot_keeps_failing_is_parked_after_its_last_attempt(config, red
     list(dead_letters.replay(config))
     drain(config, router)
     assert [e.object_id for e in seen] == ["1"]
+
+
+def test_a_spent_daily_budget_pauses_the_work_instead_of_hammering_hubspot(config, redis, seen, caplog):
+    # Given a private-app account with 2 API requests left today, and 4 queued one-event deliveries
+    # (one batch read each) for a handler that needs the contact's email
+    with FakeHubSpot(tokens={TOKEN}, daily_limit=2) as fake:
+        for i in range(1, 5):
+            fake.add("contacts", i, {"email": f"c{i}@example.com"})
+            deliver(config, redis, [make_event("contact.creation", i)])
+        router = Router()
+        router.add(seen.append, "contact.creation", name="welcome", properties=["email"])
+        daily = dataclasses.replace(config, api_base_url=fake.url, coalesce_max_events=1)
+        # When a worker works through the queue once
+        with caplog.at_level(logging.INFO):
+            build_worker(daily, router).work(burst=True, with_scheduler=False, logging_level="WARNING")
+        calls = fake.calls
+    # Then HubSpot got its 2 requests and no third: the answer saying Daily-Remaining 0 paused the app
+    assert [(c.method, c.status) for c in calls] == [("POST", 200), ("POST", 200)]
+    assert sorted(e.object_id for e in seen) == ["1", "2"]
+    assert RateGovernor(redis).paused_for("app") > 3500
+    # And the other deliveries wait about an hour in the scheduler, nothing parked, one warning line
+    scheduled = ScheduledJobRegistry(queue=build_queue(daily))
+    assert scheduled.count == 2 and dead_letters.dead_letters(daily) == []
+    due = [scheduled.get_scheduled_time(job_id) for job_id in scheduled.get_job_ids()]
+    assert all(at - datetime.now(UTC) > timedelta(minutes=55) for at in due)
+    warnings = [r for r in caplog.records if "daily limit" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "its daily remaining reached 0" in warnings[0].getMessage() and "Traceback" not in caplog.text

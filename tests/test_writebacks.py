@@ -7,6 +7,7 @@ from redis.exceptions import LockError
 from webhook_service.operator import dead_letters
 from jobs.hubspot.client import HubSpotClient
 from webhook_service import Router
+from webhook_service.errors import HubSpotAPIError
 from webhook_service.testing import make_event
 
 from .conftest import drain
@@ -90,3 +91,29 @@ def test_event_lock_excludes_a_second_holder_until_released(config, redis, hubsp
     deliver(config, redis, [make_event("contact.creation", 1)])
     drain(config, router)
     assert observed == {"second holder": False, "after release": True}
+
+
+def test_a_write_back_hubspot_would_refuse_fails_in_the_test_too(config, redis, hubspot, caplog):
+    # Given a handler that writes a property the portal does not have (a typo of hs_lead_status)
+    hubspot.add("contacts", 1)
+    errors = []
+
+    def mark(event):
+        try:
+            event.hubspot.update("contacts", event.object_id, {"hs_leadstatus": "OPEN"})
+        except HubSpotAPIError as exc:
+            errors.append(exc)
+            raise
+
+    router = Router()
+    router.add(mark, "contact.creation", name="mark")
+    deliver(config, redis, [make_event("contact.creation", 1)])
+    # When the work is processed
+    with caplog.at_level(logging.INFO):
+        drain(config, router)
+    # Then HubSpot's 400 reached the handler on each attempt, naming the property, and the handler was parked
+    assert errors and all(e.status == 400 and e.category == "VALIDATION_ERROR" for e in errors)
+    assert "PROPERTY_DOESNT_EXIST" in str(errors[0]) and "hs_leadstatus" in str(errors[0])
+    (letter,) = dead_letters.dead_letters(config)
+    assert letter.handler == "mark" and "hs_leadstatus" in letter.error
+    assert "hs_leadstatus" not in HubSpotClient(config).get("contacts", "1", ["hs_leadstatus"])["properties"]

@@ -104,8 +104,9 @@ class Config:
         if urlparse(self.api_base_url).scheme not in ("http", "https"):
             raise ConfigError("HUBSPOT_API_BASE_URL must be an http(s) URL, e.g. https://api.hubapi.com")
         if self.api_version != "v3" and not _is_dated_version(self.api_version):
-            raise ConfigError(f"HUBSPOT_API_VERSION must be YYYY-MM (e.g. 2026-09) or v3, "
-                              f"got {self.api_version!r}")
+            raise ConfigError(f"HUBSPOT_API_VERSION must be a version HubSpot ships, YYYY-03 or YYYY-09 "
+                              f"(e.g. 2026-03 or 2026-09), or v3 for the legacy v3/v4 paths; got "
+                              f"{self.api_version!r}")
         if self.webhook_url and urlparse(self.webhook_url).scheme not in ("http", "https"):
             raise ConfigError("HUBHOOK_WEBHOOK_URL must be the full public URL HubSpot posts to, "
                               "e.g. https://hooks.example.com/webhooks/hubspot")
@@ -148,8 +149,10 @@ def _delays(value: str | None) -> tuple[int, ...]:
 
 
 def _is_dated_version(value: str) -> bool:
+    """HubSpot ships a dated API version every March and September, nothing in between
+    (https://developers.hubspot.com/docs/developer-tooling/platform/versioning)."""
     year, _, month = value.partition("-")
-    return len(year) == 4 and year.isdigit() and month in {f"{m:02d}" for m in range(1, 13)}
+    return len(year) == 4 and year.isdigit() and month in ("03", "09")
 
 
 @overload

@@ -4,7 +4,9 @@ Operators grep and ship logs by field (portal, type, object id, event ids), so e
 the same shape: ``{"ts", "level", "logger", "msg", ...fields}``. Fields travel in
 ``extra=fields(...)``; nothing else a record carries is printed, because libraries put job arguments
 (property values) in their ``extra``. As a last guard, every configured secret (client secrets,
-access token) is replaced by ``[redacted]`` in the final line, whatever code wrote it.
+access token, each portal's OAuth tokens once this process loaded them) is replaced by ``[redacted]``
+in the final line, whatever code wrote it. ``redact`` is the same guard for text hubhook stores in
+Redis (handler errors, failed jobs) and ``for_terminal`` for what the operator's commands print.
 
 ``HUBHOOK_LOG_FORMAT=text`` prints the same records as ``time level logger: msg key=value ...``.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -21,6 +24,9 @@ FIELDS = "hubhook"
 #: One encoder: json.dumps with options builds a new one per call, a third of a line's cost.
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 _secrets: set[str] = set()
+_owned: dict[str, frozenset[str]] = {}
+#: C0 controls but tab and newline, DEL and C1 (0x9b is a one-byte CSI): what moves a terminal's cursor.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def fields(**values: Any) -> dict[str, dict[str, Any]]:
@@ -42,16 +48,33 @@ def describe_events(events: Iterable[dict]) -> dict[str, Any]:
             "object_ids": [str(i) for i in object_ids], "event_ids": event_ids}
 
 
-def add_secrets(values: Iterable[str | None]) -> None:
-    """Register values that must never appear in a log line (min. 6 characters, to keep lines readable)."""
-    _secrets.update(v for v in values if v and len(v) >= 6)
+def add_secrets(values: Iterable[str | None], *, owner: str | None = None) -> None:
+    """Register values that must never appear in a log line (min. 6 characters, to keep lines readable).
+
+    With ``owner`` (``"oauth:<portal>"``), the values replace that owner's earlier ones, so a
+    long-running worker refreshing tokens every 30 minutes keeps one set per portal, not every token.
+    """
+    fresh = frozenset(v for v in values if v and len(v) >= 6)
+    if owner is not None:
+        _secrets.difference_update(_owned.get(owner, frozenset()) - fresh)
+        _owned[owner] = fresh
+    _secrets.update(fresh)
 
 
-def _redact(line: str) -> str:
-    for secret in _secrets:
-        if secret in line:
-            line = line.replace(secret, "[redacted]")
-    return line
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``[redacted]``: before it is logged, stored or
+    printed."""
+    for secret in tuple(_secrets):
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+
+def for_terminal(text: object) -> str:
+    """What an operator command may print: secrets redacted, and control characters shown as ``\\x1b``
+    instead of reaching the terminal (an error text carrying ``ESC[2J`` must not clear the screen)."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", redact(str(text)))
 
 
 class JSONFormatter(logging.Formatter):
@@ -70,7 +93,7 @@ class JSONFormatter(logging.Formatter):
             data.update({k: v for k, v in extra.items() if k not in data})
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return _redact(_ENCODER.encode(data))
+        return redact(_ENCODER.encode(data))
 
 
 class TextFormatter(logging.Formatter):
@@ -86,7 +109,7 @@ class TextFormatter(logging.Formatter):
             head, sep, tail = line.partition("\n")
             head += " " + " ".join(f"{k}={_short(v)}" for k, v in extra.items() if v not in (None, [], ""))
             line = head + sep + tail
-        return _redact(line)
+        return redact(line)
 
 
 def _short(value: Any) -> str:

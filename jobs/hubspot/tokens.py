@@ -15,6 +15,7 @@ from typing import Protocol
 
 from redis import Redis
 
+from webhook_service import logs
 from webhook_service.config import Config
 from webhook_service.errors import NoToken
 from webhook_service.oauth.token_store import TokenStore
@@ -35,6 +36,7 @@ class StaticAuth:
 
     def __init__(self, token: str | None) -> None:
         self._token = token
+        logs.add_secrets([token])  # whatever process holds it never logs, stores or prints it
 
     def token_for(self, portal_id: int | None) -> str:
         if not self._token:
@@ -50,7 +52,8 @@ class StaticAuth:
 
 
 class OAuthAuth:
-    """An OAuth app's per-portal tokens, refreshed under a lock (see webhook_service.oauth.token_store)."""
+    """An OAuth app's per-portal tokens, refreshed under a lock (see webhook_service.oauth.token_store), which
+    registers each token it loads or refreshes for redaction."""
 
     def __init__(self, store: TokenStore) -> None:
         self.store = store

@@ -5,6 +5,8 @@ how a job ended for good: RQ decides after the job returns whether a failure is 
 So the counter behind back-pressure (``webhook_service.telemetry.backlog``) is decremented here, once per delivery job,
 when it succeeded or failed with no retry left; and everything the job buffered (``jobs.worker.recording``)
 is written after it in one pipeline: for a success, the MULTI that records it (``webhook_service.rq_internals.lean_worker``).
+The failure text RQ stores with a failed job (its traceback, shown by rq-dashboard and ``hubhook
+replay``) passes through the log redaction first: a handler's error may quote a token.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from rq.job import Job
 from rq.queue import Queue
 
 from webhook_service.receiver.intake import PROCESS_DELIVERY
+from webhook_service.logs import redact
 
 from jobs.worker import context
 from jobs.delivery import fetching
@@ -24,6 +27,7 @@ from jobs.worker import recording
 from webhook_service.telemetry import backlog
 from webhook_service.telemetry import stats
 from jobs.delivery.parking import RUN_HANDLER
+from jobs.worker.allowlist import JOB_FUNCTIONS
 
 log = logging.getLogger("hubhook.worker")
 
@@ -48,8 +52,11 @@ def delivery_events(job: Job, outcome: str = "failed") -> int:
 
 
 def _function(job: Job) -> str:
-    """The job function's short name, the ``function`` label of the jobs counter."""
+    """The job function's short name, the ``function`` label of the jobs counter ("refused" for a job
+    that is not hubhook's: a name written into Redis by someone else must not become a label)."""
     try:
+        if job.func_name not in getattr(type(job), "functions", JOB_FUNCTIONS):
+            return "refused"
         return (job.func_name or "unknown").rsplit(".", 1)[-1]
     except Exception:  # a job whose payload cannot be decoded
         return "unknown"
@@ -93,9 +100,11 @@ class BookkeepingMixin:
             raise
         self._job_ended(job, "ok", counted=True)
 
-    def handle_job_failure(self, job: Job, *args: Any, **kwargs: Any) -> None:
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None,
+                           exc_string: str = "", execution: Any = None) -> None:
         final = not job.should_retry
-        super().handle_job_failure(job, *args, **kwargs)  # type: ignore[misc]
+        super().handle_job_failure(job, queue, started_job_registry,  # type: ignore[misc]
+                                   redact(exc_string), execution)
         self._job_ended(job, "failed" if final else "retried")
 
     def handle_job_retry(self, job: Job, queue: Queue, retry: Any, *args: Any, **kwargs: Any) -> None:

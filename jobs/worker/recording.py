@@ -18,7 +18,7 @@ from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import get_current_job
 
-from webhook_service.logs import describe_events, fields
+from webhook_service.logs import describe_events, fields, redact
 
 from webhook_service.telemetry import object_history
 from webhook_service.telemetry import stats
@@ -42,7 +42,8 @@ def handler_run(handler: str, item: ObjectChanges, source: str, *, attempt: str 
         yield
     except Exception as exc:
         seconds = time.perf_counter() - started
-        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        # redacted before the cut to 200 characters, so no token is left half-shown
+        error = redact(f"{type(exc).__name__}: {str(exc)[:2000]}")[:200]
         _record_run(handler, item, source, attempt, seconds, error)
         log.error("handler failed", exc_info=not isinstance(exc, expected), extra=fields(
             handler=handler, outcome="failed", attempt=attempt, ms=round(seconds * 1000, 1), error=error,

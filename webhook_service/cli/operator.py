@@ -2,7 +2,8 @@
 
 They read Redis as it is; a queue, registry or key that does not exist yet reads as empty, never as
 an error. An unreachable Redis, an unknown object type or a bad argument is one line saying what to
-do (``cli.main`` prints HubhookError that way).
+do (``cli.main`` prints HubhookError that way). Everything they print from Redis passes through
+``logs.for_terminal``: secrets redacted, control characters escaped (stored text is not trusted).
 """
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import re
 import sys
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
 from redis.exceptions import RedisError
 
-from webhook_service import objects
+from webhook_service import logs, objects
 from webhook_service.config import Config
 from webhook_service.errors import ConfigError, HubhookError
 
@@ -34,9 +35,25 @@ def parse_duration(text: str | None, option: str) -> float | None:
 
 
 def safe_url(url: str) -> str:
-    """The Redis URL without its password."""
-    parts = urlparse(url)
-    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
+    """The Redis URL without its password, in ``user:pass@`` or ``?password=`` (redis-py reads both)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user_info, _, host = netloc.rpartition("@")
+        netloc = f"{user_info.split(':', 1)[0]}:***@{host}"
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(name.lower() == "password" for name, _ in pairs):
+        query = urlencode([(name, "***" if name.lower() == "password" else value) for name, value in pairs],
+                          safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def operator_config() -> Config:
+    """The config of an operator command, its secrets registered so that no printed line shows them."""
+    config = Config.from_env()
+    logs.add_secrets([*config.client_secrets, config.access_token])
+    return config
 
 
 def _iso(epoch: float | None) -> str:
@@ -136,8 +153,9 @@ def _change(change: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 def status(as_json: bool) -> None:
     """Queues, workers, dead letters by handler, poll cursors and lag, rate budget used."""
-    data = gather_status(Config.from_env())
-    click.echo(json.dumps(data, default=str) if as_json else "\n".join(render_status(data)))
+    data = gather_status(operator_config())
+    text = json.dumps(data, default=str) if as_json else "\n".join(render_status(data))
+    click.echo(logs.for_terminal(text))
 
 
 @click.command()
@@ -156,7 +174,7 @@ def inspect(object_type: str, object_id: str, portal: int | None, as_json: bool)
         known = ", ".join(t.name for t in objects.KNOWN_TYPES)
         raise HubhookError(f"unknown object type {object_type!r}; use one of {known}, or a custom object "
                            f"as 2-<id> or p_<name>") from None
-    config = Config.from_env()
+    config = operator_config()
     try:
         entries = object_history.read(redis_client(config), name, object_id.strip())
     except RedisError as exc:
@@ -164,7 +182,7 @@ def inspect(object_type: str, object_id: str, portal: int | None, as_json: bool)
     entries = [e for e in entries if portal is None or e.get("portal") == portal]
     if as_json:
         for entry in entries:
-            click.echo(json.dumps(entry))
+            click.echo(logs.for_terminal(json.dumps(entry)))
         return
     if not entries:
         days = config.history_ttl / 86400
@@ -173,7 +191,7 @@ def inspect(object_type: str, object_id: str, portal: int | None, as_json: bool)
         return
     click.echo(f"{name} {object_id}: last {len(entries)} entries, oldest first")
     for entry in entries:
-        click.echo(render_entry(entry))
+        click.echo(logs.for_terminal(render_entry(entry)))
 
 
 @click.command()

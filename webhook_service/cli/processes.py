@@ -126,18 +126,20 @@ def replay(handler_name: str | None, older_than: str | None, newer_than: str | N
     """Re-run what is in the dead-letter registry (all, one handler's, by age)."""
     from webhook_service.operator.dead_letters import replay as do_replay
 
-    from webhook_service.cli.operator import parse_duration
+    from webhook_service.logs import for_terminal
+    from webhook_service.cli.operator import operator_config, parse_duration
 
     ages = {"older_than": parse_duration(older_than, "--older-than"),
             "newer_than": parse_duration(newer_than, "--newer-than")}
-    for line in do_replay(_config(), handler=handler_name, dry_run=dry_run, **ages):
-        click.echo(line)
+    for line in do_replay(operator_config(), handler=handler_name, dry_run=dry_run, **ages):
+        click.echo(for_terminal(line))
 
 
 def _add_operator_commands() -> None:
+    from webhook_service.cli.oauth import oauth
     from webhook_service.cli.operator import inspect, run, status
 
-    for command in (status, inspect, run):
+    for command in (status, inspect, run, oauth):
         cli.add_command(command)
 
 
@@ -171,3 +173,6 @@ def main() -> None:
         click.echo(f"hubhook: error: {exc}", err=True)
         sys.exit(2)
 
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,13 @@ Keys hold only portal ids (``hubhook:oauth:portal:<hub id>``); values are Fernet
 (AES-128-CBC + HMAC-SHA256, from the ``cryptography`` package) under a key derived with HKDF from
 the app's client secret, so a Redis dump or replica alone does not leak a token. Every configured
 client secret can decrypt (MultiFernet), the first one encrypts: during a secret rotation tokens
-stay readable and are re-encrypted at their next refresh.
+stay readable and are re-encrypted at their next refresh, or all at once by ``hubhook oauth rekey``
+(``rekey``), after which the old secret can go.
+
+A ciphertext is bound to its portal: the encrypted payload names the portal (it always did, so tokens
+stored by earlier releases are bound too), and ``load`` refuses a blob whose payload names another
+portal than its key, so copying portal A's value into portal B's key does not make B use A's token.
+Every token a process loads or stores is registered for log redaction (``webhook_service.logs``).
 
 Access tokens live 30 minutes; one is refreshed when it has under 5 minutes left (FACTS.md 5: "401
 is not a valid indicator that a new access token must be retrieved", so refresh follows the stored
@@ -17,13 +23,16 @@ import base64
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis import Redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, WatchError
 
+from webhook_service import logs
 from webhook_service.oauth import flow as oauth
 from webhook_service.config import Config
 from webhook_service.errors import NoToken, TransientAPIError
@@ -33,6 +42,15 @@ log = logging.getLogger("hubhook.oauth")
 REFRESH_MARGIN = 300.0
 LOCK_TIMEOUT = 30
 _PREFIX = "hubhook:oauth"
+
+
+@dataclass(frozen=True)
+class Rekeyed:
+    """What ``TokenStore.rekey`` did with one portal's tokens: re-encrypted, current, missing, unreadable."""
+
+    portal_id: int
+    outcome: str
+    detail: str = ""
 
 
 class TokenStore:
@@ -49,6 +67,7 @@ class TokenStore:
     # -- storage ---------------------------------------------------------------------------------
     def save(self, tokens: TokenSet) -> None:
         """Store (or replace) a portal's tokens."""
+        _register(tokens)
         with self.redis.pipeline() as pipe:
             pipe.set(self._key(tokens.portal_id), self._crypto.encrypt(tokens.to_json().encode()))
             pipe.sadd(f"{_PREFIX}:portals", tokens.portal_id)
@@ -61,12 +80,65 @@ class TokenStore:
         blob = self.redis.get(self._key(portal_id))
         if blob is None:
             return None
+        return self._open(portal_id, blob)
+
+    def _open(self, portal_id: int, blob: bytes) -> TokenSet:
+        """Decrypt ``blob`` stored under ``portal_id``'s key; NoToken when no secret opens it or it belongs
+        to another portal (its payload names the portal and Fernet authenticates the payload)."""
         try:
-            return TokenSet.from_json(self._crypto.decrypt(blob))
+            tokens = TokenSet.from_json(self._crypto.decrypt(blob))
         except InvalidToken:
-            raise NoToken(f"the stored OAuth tokens of portal {portal_id} cannot be decrypted with the configured "
-                          f"HUBSPOT_CLIENT_SECRET: reinstall the app there (/oauth/install), then `hubhook replay`",
+            raise NoToken(f"the stored OAuth tokens of portal {portal_id} cannot be decrypted with the "
+                          f"configured HUBSPOT_CLIENT_SECRET: if the client secret was rotated, put the old "
+                          f"one back after the new one (HUBSPOT_CLIENT_SECRET=new,old) and run `hubhook "
+                          f"oauth rekey`; otherwise reinstall the app there (/oauth/install), then "
+                          f"`hubhook replay`",
                           portal_id=portal_id) from None
+        if tokens.portal_id != int(portal_id):
+            log.error("the OAuth tokens stored under portal %s belong to portal %s: refused (something with "
+                      "write access to Redis copied them)", portal_id, tokens.portal_id)
+            raise NoToken(f"the OAuth tokens stored for portal {portal_id} belong to another portal and were "
+                          f"refused: reinstall the app in portal {portal_id} (/oauth/install), check who can "
+                          f"write to Redis, then `hubhook replay`", portal_id=portal_id)
+        _register(tokens)
+        return tokens
+
+    def rekey(self) -> Iterator[Rekeyed]:
+        """Re-encrypt every stored portal's tokens under the first (newest) client secret, one portal at a
+        time, so that older secrets can be removed from HUBSPOT_CLIENT_SECRET afterwards.
+
+        Each write is a check-and-set (WATCH): a refresh that stores new tokens meanwhile wins, and its
+        tokens are already under the newest secret.
+        """
+        newest = Fernet(_derive(self.config.client_secrets[0]))
+        for portal_id in self.portals():
+            key = self._key(portal_id)
+            while True:
+                try:
+                    with self.redis.pipeline() as pipe:
+                        pipe.watch(key)
+                        blob = pipe.get(key)
+                        if blob is None:
+                            yield Rekeyed(portal_id, "missing", "no tokens stored (uninstalled?)")
+                            break
+                        try:
+                            tokens = self._open(portal_id, blob)
+                        except NoToken as exc:
+                            yield Rekeyed(portal_id, "unreadable", str(exc))
+                            break
+                        try:
+                            newest.decrypt(blob)
+                            yield Rekeyed(portal_id, "current")
+                            break
+                        except InvalidToken:
+                            pass
+                        pipe.multi()
+                        pipe.set(key, self._crypto.encrypt(tokens.to_json().encode()))
+                        pipe.execute()
+                        yield Rekeyed(portal_id, "re-encrypted")
+                        break
+                except WatchError:
+                    continue  # a refresh stored new tokens meanwhile: look again
 
     def portals(self) -> list[int]:
         """Portals that installed the app."""
@@ -130,6 +202,11 @@ class TokenStore:
     @staticmethod
     def _key(portal_id: int) -> str:
         return f"{_PREFIX}:portal:{int(portal_id)}"
+
+
+def _register(tokens: TokenSet) -> None:
+    """This process now holds the portal's tokens: no log line, stored error or printed text may show them."""
+    logs.add_secrets([tokens.access_token, tokens.refresh_token], owner=f"oauth:{tokens.portal_id}")
 
 
 def _derive(secret: str) -> bytes:

@@ -3,7 +3,9 @@
 Work lands here only after its retries are spent: a handler that kept raising (``run_handler`` jobs,
 tagged with the handler's name) or a delivery whose HubSpot reads kept failing (tagged "delivery").
 RQ keeps the traceback with each job, rq-dashboard shows them unchanged, and ``replay`` requeues them
-with their original arguments.
+with their original arguments. A job a worker refused (its function is not hubhook's, ``jobs.worker.allowlist``)
+is listed under "refused" and never requeued. Error texts are redacted when stored (``jobs.worker.accounting``);
+the commands that print them pass them through ``logs.for_terminal``.
 """
 from __future__ import annotations
 
@@ -19,10 +21,12 @@ from rq.registry import FailedJobRegistry
 from webhook_service.config import Config
 
 from webhook_service.telemetry import backlog
+from jobs.worker import allowlist
 from jobs.worker.accounting import delivery_events
 from webhook_service.connection import queue as build_queue
 
 DELIVERY = "delivery"
+REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,10 @@ def dead_letters(config: Config) -> list[DeadLetter]:
             continue
         result = job.latest_result()
         error = ((result.exc_string if result else "") or "").strip().splitlines()
-        letters.append(DeadLetter(job_id, job.meta.get("handler", DELIVERY), job.description or "",
-                                  job.ended_at, error[-1][:200] if error else "", delivery_events(job)))
+        refused = "refused" in job.meta or allowlist.refusal(job) is not None
+        handler = REFUSED if refused else str(job.meta.get("handler", DELIVERY))
+        letters.append(DeadLetter(job_id, handler, "" if refused else job.description or "", job.ended_at,
+                                  error[-1][:200] if error else "", 0 if refused else delivery_events(job)))
     return sorted(letters, key=lambda d: d.failed_at or datetime.min.replace(tzinfo=timezone.utc))
 
 
@@ -85,6 +91,12 @@ def replay(config: Config, *, handler: str | None = None, dry_run: bool = False,
         return
     queue = build_queue(config)
     registry = FailedJobRegistry(queue=queue)
+    refused = [d for d in chosen if d.handler == REFUSED]
+    chosen = [d for d in chosen if d.handler != REFUSED]
+    for letter in refused:
+        yield (f"skipped {letter.job_id}: a worker refused it because hubhook did not enqueue it "
+               f"({letter.error}); find out who can write to Redis, then delete it from the failed-job "
+               f"registry (rq-dashboard)")
     for letter in chosen:
         if not dry_run:
             registry.requeue(letter.job_id)

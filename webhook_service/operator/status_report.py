@@ -89,7 +89,9 @@ def dead_letters_by_handler(redis: Redis, queue: Queue, limit: int = DEAD_LETTER
             meta = queue.serializer.loads(raw) if raw else {}
         except Exception:
             meta = {}
-        counts[(meta or {}).get("handler", "delivery")] += 1
+        meta = meta if isinstance(meta, dict) else {}
+        # a job the worker refused (jobs.worker.allowlist) is not hubhook's: its meta must not name a handler
+        counts["refused" if "refused" in meta else str(meta.get("handler", "delivery"))] += 1
     total = redis.zcount(queue.failed_job_registry.key, time.time(), "+inf")
     if total > len(ids):
         counts["(not inspected)"] += total - len(ids)

@@ -6,7 +6,9 @@ changes, which handlers matched, what echo suppression and ``from_=`` filters sk
 ``handler`` entry per handler run (outcome, duration, error). Entries are buffered during a job and
 written by the worker after it, in the same pipeline as the figures (``jobs.worker.recording.flush``).
 
-Entries hold property values from the events (already in the job's arguments), never tokens.
+Entries hold property values from the events (already in the job's arguments), never tokens: every
+entry passes through the log redaction (``webhook_service.logs.redact``) before it is buffered, since
+a handler's error text may quote one.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
+
+from webhook_service.logs import redact
 
 from webhook_service.connection import key
 
@@ -39,7 +43,7 @@ def compact(change: dict) -> dict:
 
 def add(object_type: str, object_id: str, entry: dict[str, Any]) -> None:
     """Buffer one entry for this object; ``at`` (epoch seconds) is added."""
-    payload = json.dumps({"at": round(time.time(), 3), **entry}, default=str, separators=(",", ":"))
+    payload = redact(json.dumps({"at": round(time.time(), 3), **entry}, default=str, separators=(",", ":")))
     with _lock:
         _pending.append((history_key(object_type, object_id), payload))
 

@@ -3,6 +3,12 @@
 HubSpot scopes each token to one account (portal): the fake remembers which portal a token belongs
 to, so records added for a portal are visible to that portal's tokens only, and each call can be
 attributed to a portal without the token itself ever being kept in clear outside this book.
+
+The token endpoint checks the app as HubSpot does
+(https://developers.hubspot.com/docs/api-reference/legacy/authentication/manage-oauth-tokens): the
+client id, the client secret, and for a code the redirect URI it was issued for; a mismatch is a 400
+``BAD_CLIENT_ID`` / ``BAD_CLIENT_SECRET`` / ``BAD_REDIRECT_URI``. The app is the one the fake was given
+(``OAuthApp``), else the one the first successful token request named.
 """
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import secrets
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from webhook_service.testing.fake_hubspot.shapes import error_body
@@ -18,18 +25,29 @@ INVALID = "INVALID_AUTHENTICATION"
 EXPIRED = "EXPIRED_AUTHENTICATION"
 
 
+@dataclass(frozen=True)
+class OAuthApp:
+    """The public app whose installs the fake's token endpoint accepts. ``repr`` hides the secret."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    redirect_uris: tuple[str, ...] = ()
+
+
 class TokenBook:
     """Accepted tokens and their portals: static ones (private apps) and the fake's own OAuth tokens.
 
     ``static=None`` accepts any bearer token (portal unknown), the easy default for tests.
     """
 
-    def __init__(self, static: set[str] | None) -> None:
+    def __init__(self, static: set[str] | None, app: OAuthApp | None = None) -> None:
+        self.app = app
         self._static = set(static) if static is not None else None
         self._portal_of: dict[str, int | None] = {}
         self._access: dict[str, tuple[int, float]] = {}          # token -> (hub id, monotonic expiry)
         self._refresh: dict[str, tuple[int, list[str]]] = {}     # refresh token -> (hub id, scopes)
         self._codes: dict[str, tuple[int, list[str]]] = {}
+        self._code_redirects: dict[str, str] = {}               # code -> the redirect URI it was issued for
         self._lock = threading.Lock()
 
     def add_static(self, token: str, portal_id: int | None) -> None:
@@ -53,24 +71,36 @@ class TokenBook:
                 return token, self._portal_of.get(token), None
         return token, None, INVALID
 
-    def issue_code(self, hub_id: int, scopes: list[str]) -> str:
-        """An authorization code, as HubSpot's install redirect would carry it."""
+    def is_oauth(self, token: str | None) -> bool:
+        """Whether ``token`` is an OAuth access token the fake issued (else a private-app token)."""
+        with self._lock:
+            return token in self._access
+
+    def issue_code(self, hub_id: int, scopes: list[str], redirect_uri: str | None = None) -> str:
+        """An authorization code, as HubSpot's install redirect would carry it; with ``redirect_uri``,
+        only an exchange naming that same URI is accepted."""
         code = str(uuid.uuid4())
         with self._lock:
             self._codes[code] = (hub_id, scopes)
+            if redirect_uri is not None:
+                self._code_redirects[code] = redirect_uri
         return code
 
     def grant(self, form: Mapping[str, str], lifetime: int) -> tuple[int, dict[str, Any]]:
         """The token endpoint: exchange a code or a refresh token for a new access token."""
-        if not form.get("client_id") or not form.get("client_secret"):
-            return 400, _oauth_error("invalid_client", "BAD_CLIENT_ID",
-                                     "missing or unknown client id or secret")
         kind = form.get("grant_type")
         with self._lock:
+            refused = self._check_app(form, kind)
+            if refused is not None:
+                return 400, refused
             if kind == "authorization_code":
-                found = self._codes.pop(form.get("code", ""), None)
+                code = form.get("code", "")
+                found = self._codes.pop(code, None)
                 if found is None:
                     return 400, _oauth_error("invalid_grant", "BAD_AUTH_CODE", "missing or unknown auth code")
+                wanted = self._code_redirects.pop(code, None)
+                if wanted is not None and form.get("redirect_uri") != wanted:
+                    return 400, _bad_redirect()
                 refresh = f"na1-{uuid.uuid4()}"
                 self._refresh[refresh] = found
             elif kind == "refresh_token":
@@ -83,10 +113,35 @@ class TokenBook:
                 return 400, _oauth_error("unsupported_grant_type", "BAD_GRANT_TYPE",
                                          f"unsupported grant_type: {kind}")
             hub_id, scopes = found
+            if self.app is None:                # the first app to get a token is this fake's app
+                redirect = form.get("redirect_uri")
+                self.app = OAuthApp(form["client_id"], form["client_secret"], (redirect,) if redirect else ())
+            elif kind == "authorization_code" and not self.app.redirect_uris:
+                self.app = OAuthApp(self.app.client_id, self.app.client_secret, (form["redirect_uri"],))
             access = f"fake-{secrets.token_urlsafe(96)}"
             self._access[access] = (hub_id, time.monotonic() + lifetime)
         return 200, {"token_type": "bearer", "refresh_token": refresh, "access_token": access,
                      "hub_id": hub_id, "scopes": list(scopes), "expires_in": lifetime}
+
+    def _check_app(self, form: Mapping[str, str], kind: str | None) -> dict[str, str] | None:
+        """HubSpot's 400 when the request does not come from the app (or names a foreign redirect)."""
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        redirect = form.get("redirect_uri")
+        if not client_id or (self.app is not None and client_id != self.app.client_id):
+            return _oauth_error("invalid_client", "BAD_CLIENT_ID", "missing or unknown client id")
+        if not secret or (self.app is not None and not secrets.compare_digest(
+                secret.encode(), self.app.client_secret.encode())):
+            return _oauth_error("invalid_client", "BAD_CLIENT_SECRET", "missing or invalid client secret")
+        if kind == "authorization_code":
+            if not redirect or (self.app is not None and self.app.redirect_uris
+                                and redirect not in self.app.redirect_uris):
+                return _bad_redirect()
+        return None
+
+
+def _bad_redirect() -> dict[str, str]:
+    return _oauth_error("invalid_grant", "BAD_REDIRECT_URI",
+                        "redirect URI does not match initial auth code URI")
 
 
 def auth_error(category: str) -> dict[str, Any]:

@@ -12,12 +12,13 @@ from typing import Any, Callable
 from flask import Flask, Response, g, request
 from werkzeug.routing import BaseConverter
 
-from webhook_service.objects import ObjectType
+from webhook_service.objects import ObjectType, lookup
 from webhook_service.testing.fake_hubspot import associations
 from webhook_service.testing.fake_hubspot.auth import TokenBook
 from webhook_service.testing.fake_hubspot.http import (batch_inputs, batch_response, csv_arg, flag_arg, json_body,
                                                json_response, missing_error, not_found, object_type,
                                                properties_of, whole_number)
+from webhook_service.testing.fake_hubspot.properties import Problem, invalid_values_body
 from webhook_service.testing.fake_hubspot.search import search
 from webhook_service.testing.fake_hubspot.shapes import Record, error_body, iso, names_of, now_ms, render
 
@@ -25,9 +26,11 @@ BATCH_LIMIT = 100
 
 
 class DatedVersion(BaseConverter):
-    """The ``YYYY-MM`` segment of HubSpot's date-versioned paths."""
+    """The ``YYYY-MM`` segment of HubSpot's date-versioned paths: a version ships every March and
+    September (https://developers.hubspot.com/docs/developer-tooling/platform/versioning), so any
+    other month is a path HubSpot does not serve."""
 
-    regex = r"\d{4}-\d{2}"
+    regex = r"\d{4}-(?:03|09)"
 
 
 def register(app: Flask, tokens: TokenBook, token_lifetime: Callable[[], int]) -> None:
@@ -71,7 +74,7 @@ def get_one(obj: str, oid: str, ver: str = "") -> Response:
     if oid not in found:
         return not_found(oid)
     history = csv_arg("propertiesWithHistory") or ()
-    return json_response(render(found[oid], otype, csv_arg("properties"), history))
+    return json_response(_with_associations(render(found[oid], otype, csv_arg("properties"), history), otype))
 
 
 def list_page(obj: str, ver: str = "") -> Response:
@@ -81,7 +84,8 @@ def list_page(obj: str, ver: str = "") -> Response:
     after = whole_number(request.args.get("after", "0"), 0, None, "after")
     records, next_id = g.store.page(otype, after, limit, flag_arg("archived"))
     names, history = csv_arg("properties"), csv_arg("propertiesWithHistory") or ()
-    out: dict[str, Any] = {"results": [render(r, otype, names, history) for r in records]}
+    out: dict[str, Any] = {"results": [_with_associations(render(r, otype, names, history), otype)
+                                       for r in records]}
     if next_id:
         query = "&".join(f"{k}={v}" for k, v in {**request.args.to_dict(), "after": next_id}.items())
         out["paging"] = {"next": {"after": next_id, "link": f"{request.base_url}?{query}"}}
@@ -113,9 +117,17 @@ def search_objects(obj: str, ver: str = "") -> Response:
 
 
 def create_one(obj: str, ver: str = "") -> Response:
-    """Create a record from ``{"properties", "associations"?}``: 201."""
-    otype = object_type(obj)
-    record = _create(otype, json_body())
+    """Create a record from ``{"properties", "associations"?}``: 201; 400 for refused property values,
+    409 for a contact whose email another contact has."""
+    otype, body = object_type(obj), json_body()
+    properties = properties_of(body)
+    problems = g.store.properties.check(otype, properties)
+    if problems:
+        return json_response(invalid_values_body(problems, g.portal), 400)
+    conflict = _email_conflict(otype, [properties])
+    if conflict is not None:
+        return conflict
+    record = _create(otype, body)
     return json_response(render(record, otype, record.properties), 201)
 
 
@@ -125,21 +137,41 @@ def update_one(obj: str, oid: str, ver: str = "") -> Response:
     record = g.store.find(otype, oid)
     if record is None:
         return not_found(oid)
+    problems = g.store.properties.check(otype, properties)
+    if problems:
+        return json_response(invalid_values_body(problems, g.portal), 400)
     record = g.store.write(otype, record.id, properties, at_ms=now_ms(), source="INTEGRATION")
     return json_response(render(record, otype, properties))
 
 
 def batch_create(obj: str, ver: str = "") -> Response:
-    """Create up to 100 records: 201."""
+    """Create up to 100 records: 201. Refused property values fail the whole batch (400), unless the
+    inputs carry ``objectWriteTraceId``: then only those inputs fail, reported in a 207 (see
+    https://developers.hubspot.com/docs/api-reference/error-handling). A contact email that exists,
+    or repeats within the batch, is a 409 for the batch."""
     otype, started = object_type(obj), iso(now_ms())
-    records = [_create(otype, item) for item in batch_inputs(json_body(), BATCH_LIMIT)]
-    return batch_response([render(r, otype, r.properties) for r in records], [], started, ok=201)
+    inputs = batch_inputs(json_body(), BATCH_LIMIT)
+    refused = _refused_inputs(otype, inputs)
+    if isinstance(refused, Response):
+        return refused
+    kept = [item for i, item in enumerate(inputs) if i not in refused]
+    conflict = _email_conflict(otype, [properties_of(item) for item in kept])
+    if conflict is not None:
+        return conflict
+    records = [_create(otype, item) for item in kept]
+    return batch_response([render(r, otype, r.properties) for r in records], list(refused.values()), started,
+                          ok=201)
 
 
 def batch_update(obj: str, ver: str = "") -> Response:
-    """Update up to 100 records; merged-away ids are refused, as HubSpot documents (FACTS.md 3.8)."""
+    """Update up to 100 records; merged-away ids are refused, as HubSpot documents (FACTS.md 3.8).
+    Refused property values are handled as in ``batch_create``."""
     otype, started = object_type(obj), iso(now_ms())
-    inputs = [(str(item.get("id")), properties_of(item)) for item in batch_inputs(json_body(), BATCH_LIMIT)]
+    items = batch_inputs(json_body(), BATCH_LIMIT)
+    refused = _refused_inputs(otype, items)
+    if isinstance(refused, Response):
+        return refused
+    inputs = [(str(item.get("id")), properties_of(item)) for i, item in enumerate(items) if i not in refused]
     found = g.store.find_many(otype, [key for key, _ in inputs], follow_merges=False)
     results = []
     for key, properties in inputs:
@@ -147,7 +179,8 @@ def batch_update(obj: str, ver: str = "") -> Response:
             record = g.store.write(otype, key, properties, at_ms=now_ms(), source="INTEGRATION")
             results.append(render(record, otype, properties))
     missing = list(dict.fromkeys(key for key, _ in inputs if key not in found))
-    return batch_response(results, [missing_error(otype, missing)] if missing else [], started)
+    errors = list(refused.values()) + ([missing_error(otype, missing)] if missing else [])
+    return batch_response(results, errors, started)
 
 
 def get_thread(tid: str, ver: str = "") -> Response:
@@ -166,3 +199,62 @@ def _create(otype: ObjectType, item: dict[str, Any]) -> Record:
     for target, to_id in targets:
         g.store.associate(otype, record.id, target, to_id)
     return record
+
+
+def _refused_inputs(otype: ObjectType, inputs: list[dict[str, Any]]) -> Response | dict[int, dict[str, Any]]:
+    """The 400 for a batch with refused property values, or (when every refused input carries an
+    ``objectWriteTraceId``) the 207 error of each refused input by its position."""
+    problems: list[Problem] = []
+    errors: dict[int, dict[str, Any]] = {}
+    for position, item in enumerate(inputs):
+        found = g.store.properties.check(otype, properties_of(item))
+        if not found:
+            continue
+        trace = item.get("objectWriteTraceId")
+        if trace is None:
+            problems += found
+        else:
+            body = invalid_values_body(found, g.portal)
+            errors[position] = {"status": "error", "category": body["category"], "message": body["message"],
+                                "context": {"objectWriteTraceId": [str(trace)]}}
+    if problems:
+        return json_response(invalid_values_body(problems, g.portal), 400)
+    return errors
+
+
+def _email_conflict(otype: ObjectType, writes: list[dict[str, Any]]) -> Response | None:
+    """HubSpot's 409 when a new contact's email belongs to another contact (emails are unique per
+    account, compared without case), or to an earlier input of the same batch."""
+    if otype.api_name != "contacts":
+        return None
+    emails = [str(p["email"]).strip().lower() for p in writes if p.get("email")]
+    existing = g.store.find_many(otype, emails, id_property="email")
+    for position, email in enumerate(emails):
+        holder = existing.get(email)
+        if holder is not None or email in emails[:position]:
+            which = holder.id if holder is not None else "(an earlier input of this batch)"
+            body = error_body(f"Contact already exists. Existing ID: {which}", "CONFLICT")
+            return json_response(body, 409)
+    return None
+
+
+def _with_associations(out: dict[str, Any], otype: ObjectType) -> dict[str, Any]:
+    """Add the ``associations`` the request's ``associations=`` names, as the v3-style object API
+    returns them: ``{<type>: {"results": [{"id", "type"}]}}`` per type with any; unknown types are
+    ignored, as HubSpot documents for this parameter."""
+    wanted = csv_arg("associations")
+    if not wanted:
+        return out
+    found: dict[str, Any] = {}
+    for name in dict.fromkeys(wanted):
+        try:
+            target = lookup(name)
+        except KeyError:
+            continue
+        linked = g.store.links(otype, target, out["id"])
+        if linked:
+            kind = f"{otype.name}_to_{target.name}"
+            found[target.api_name] = {"results": [{"id": str(to_id), "type": kind} for to_id, _ in linked]}
+    if found:
+        out["associations"] = found
+    return out

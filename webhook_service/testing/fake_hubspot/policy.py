@@ -1,8 +1,8 @@
 """What the fake HubSpot does to a request before the CRM sees it: rate limits and injected faults,
 plus the record of each call that tests count.
 
-These are the behaviours hubhook's API client must survive (FACTS.md 4, 6): rolling-window 429s,
-5xx bursts, slow answers. Tests script them with ``fail_next``/``hang_next`` and check the client's
+These are the behaviours hubhook's API client must survive: rolling-window and daily 429s, 5xx
+bursts, slow answers. Tests script them with ``fail_next``/``hang_next`` and check the client's
 reaction through ``calls``.
 """
 from __future__ import annotations
@@ -62,16 +62,29 @@ class RollingWindow:
 
 
 class RateLimits:
-    """HubSpot's two limits, per portal: search calls per second, every other call per rolling window
-    (TEN_SECONDLY_ROLLING; FACTS.md 4). Without ``burst`` nothing is refused but headers still count."""
+    """HubSpot's limits, per portal: search calls per second, every other call per rolling window
+    (TEN_SECONDLY_ROLLING), and a private app's daily budget per account. Without ``burst`` nothing
+    is refused by the window but headers still count.
+
+    The headers depend on the token kind, as
+    https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines describes: a
+    private app (Free/Starter tier) sees 100 per 10 s plus ``X-HubSpot-RateLimit-Daily`` and
+    ``-Daily-Remaining``; an OAuth app sees 110 per 10 s per installing account and no daily headers
+    ("not included in the response to API requests authorized using OAuth").
+    """
 
     SEARCH = ("SECONDLY", "secondly")
     BURST = ("TEN_SECONDLY_ROLLING", "ten_secondly_rolling")
-    SHOWN_WITHOUT_BURST = (110, 10.0)       # a public app's limit, what the headers say by default
+    DAILY = ("DAILY", "daily")
+    PRIVATE_APP = (100, 10.0)               # what the headers say by default, per token kind
+    OAUTH_APP = (110, 10.0)
+    PRIVATE_APP_DAILY = 250_000             # per account, Free and Starter tiers
 
-    def __init__(self, search_per_second: int | None, burst: tuple[int, float] | None) -> None:
-        self._search, self._burst = search_per_second, burst
+    def __init__(self, search_per_second: int | None, burst: tuple[int, float] | None,
+                 daily: int | None = PRIVATE_APP_DAILY) -> None:
+        self._search, self._burst, self.daily = search_per_second, burst, daily
         self._windows: dict[tuple[bool, int | None], RollingWindow] = {}
+        self._daily_used: dict[int | None, int] = {}
         self._lock = threading.Lock()
 
     def window(self, portal: int | None, search: bool) -> RollingWindow:
@@ -82,12 +95,32 @@ class RateLimits:
                 self._windows[(search, portal)] = RollingWindow(limit, seconds)
             return self._windows[(search, portal)]
 
-    def headers(self, window: RollingWindow) -> dict[str, str]:
-        """The ``X-HubSpot-RateLimit-*`` headers of a non-search answer."""
-        shown, seconds = self._burst or self.SHOWN_WITHOUT_BURST
-        return {"X-HubSpot-RateLimit-Max": str(shown),
-                "X-HubSpot-RateLimit-Remaining": str(window.remaining(shown)),
-                "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(seconds * 1000))}
+    def take_daily(self, portal: int | None) -> bool:
+        """Count one private-app request against the account's day, unless the day is spent."""
+        with self._lock:
+            used = self._daily_used.get(portal, 0)
+            if self.daily is not None and used >= self.daily:
+                return False
+            self._daily_used[portal] = used + 1
+            return True
+
+    def spend_daily(self, portal: int | None, requests: int) -> None:
+        """Count ``requests`` made by other apps of the same account (they share its daily limit)."""
+        with self._lock:
+            self._daily_used[portal] = self._daily_used.get(portal, 0) + requests
+
+    def headers(self, window: RollingWindow, *, oauth: bool, portal: int | None) -> dict[str, str]:
+        """The ``X-HubSpot-RateLimit-*`` headers of a non-search answer for this token kind."""
+        shown, seconds = self._burst or (self.OAUTH_APP if oauth else self.PRIVATE_APP)
+        out = {"X-HubSpot-RateLimit-Max": str(shown),
+               "X-HubSpot-RateLimit-Remaining": str(window.remaining(shown)),
+               "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(seconds * 1000))}
+        if not oauth and self.daily is not None:
+            with self._lock:
+                left = max(0, self.daily - self._daily_used.get(portal, 0))
+            out.update({"X-HubSpot-RateLimit-Daily": str(self.daily),
+                        "X-HubSpot-RateLimit-Daily-Remaining": str(left)})
+        return out
 
 
 @dataclass

@@ -8,12 +8,19 @@ to tokens of hub 42 (OAuth tokens from ``issue_code(42)``, or ``add_token(t, 42)
 added without a portal belong to the portal of plain bearer tokens. Search shows a write only
 ``search_lag`` seconds after it; meanwhile it keeps showing the previous version, if any.
 
+It refuses what HubSpot refuses: writes naming a property the portal lacks or a non-number for a
+number property (400), a new contact with an existing email (409), API versions HubSpot never
+shipped and routes the fake lacks (404 saying which), private-app calls past the daily limit (429
+DAILY), token requests from another app (400). Rate-limit headers follow the token kind: private-app
+tokens (static ones) get the daily headers, the fake's OAuth tokens do not.
+
     python -m webhook_service.testing.fake_hubspot --port 8900 --seed-demo
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -26,7 +33,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from webhook_service.objects import lookup
 from webhook_service.testing.fake_hubspot import crm
-from webhook_service.testing.fake_hubspot.auth import TokenBook, auth_error
+from webhook_service.testing.fake_hubspot.auth import OAuthApp, TokenBook, auth_error
 from webhook_service.testing.fake_hubspot.policy import Call, Faults, RateLimits, fault_body
 from webhook_service.testing.fake_hubspot.shapes import (ValidationFailed, error_body, iso, now_ms, rate_limit_body,
                                                  render)
@@ -53,11 +60,14 @@ class FakeHubSpot:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, tokens: set[str] | None = None,
                  latency: float = 0.0, search_lag: float = 0.0, search_limit_per_second: int | None = 5,
-                 burst_limit: tuple[int, float] | None = None) -> None:
+                 burst_limit: tuple[int, float] | None = None,
+                 daily_limit: int | None = RateLimits.PRIVATE_APP_DAILY,
+                 oauth_app: OAuthApp | None = None) -> None:
         self.host, self.port, self.latency = host, port, latency
         self.token_lifetime = 1800
-        self._limits = RateLimits(search_limit_per_second, burst_limit)
-        self._tokens, self._portals, self._faults = TokenBook(tokens), Portals(search_lag), Faults()
+        self._limits = RateLimits(search_limit_per_second, burst_limit, daily_limit)
+        self._tokens, self._portals = TokenBook(tokens, oauth_app), Portals(search_lag)
+        self._faults = Faults()
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._server: BaseWSGIServer | None = None
@@ -93,13 +103,19 @@ class FakeHubSpot:
     def add(self, object_type: str, object_id: str | int | None = None, properties: dict | None = None, *,
             portal_id: int | None = None, modified_at_ms: int | None = None,
             created_at_ms: int | None = None) -> dict:
-        """Create a record (as if made in HubSpot's UI) and return it as the API would, all properties."""
+        """Create a record (as if made in HubSpot's UI) and return it as the API would, all properties.
+
+        Properties the portal lacks are defined as they are seeded (numbers from int/float values,
+        strings otherwise), so API writes may use them afterwards; a value unfit for an existing
+        property (``amount="lots"``) raises ValueError."""
         otype, now = lookup(object_type), now_ms()
         modified = modified_at_ms if modified_at_ms is not None else now
         created = created_at_ms if created_at_ms is not None else min(modified, now)
+        store = self._portals.get(portal_id)
+        store.properties.learn(otype, properties or {})
         object_id = self._portals.ids.claim(object_id)
-        record = self._portals.get(portal_id).write(otype, object_id, properties or {}, at_ms=modified,
-                                                    created_ms=created, source="CRM_UI", new=True)
+        record = store.write(otype, object_id, properties or {}, at_ms=modified,
+                             created_ms=created, source="CRM_UI", new=True)
         return render(record, otype, record.properties)
 
     def update(self, object_type: str, object_id: str | int, properties: dict, *,
@@ -109,6 +125,7 @@ class FakeHubSpot:
         current = store.find(otype, str(object_id))
         if current is None:
             raise KeyError(f"{otype.api_name}/{object_id} does not exist or is archived")
+        store.properties.learn(otype, properties)
         record = store.write(otype, current.id, properties, source="CRM_UI",
                              at_ms=modified_at_ms if modified_at_ms is not None else now_ms())
         return render(record, otype, record.properties)
@@ -137,6 +154,13 @@ class FakeHubSpot:
         store = self._portals.holding(from_type, from_id, portal_id)
         store.associate(lookup(from_type), str(from_id), lookup(to_type), str(to_id), type_id, label)
 
+    def define_property(self, object_type: str, name: str, kind: str = "string", *,
+                        portal_id: int | None = None) -> None:
+        """Give a portal a property (as creating it in HubSpot's settings would), so API writes may set
+        it: ``kind`` is string, number, integer, datetime, enumeration or bool; number and integer
+        values are checked on writes."""
+        self._portals.get(portal_id).properties.define(lookup(object_type), name, kind)
+
     def add_thread(self, thread_id: str | int, *, portal_id: int | None = None, **fields: Any) -> dict:
         """A conversations thread in the PublicThread shape (FACTS.md 3.9); ``fields`` override defaults."""
         stamp = iso(now_ms())
@@ -148,9 +172,20 @@ class FakeHubSpot:
         return thread
 
     # -- auth ------------------------------------------------------------------------------------
-    def issue_code(self, hub_id: int, scopes: list[str] | None = None) -> str:
-        """An OAuth authorization code for ``hub_id``, to exchange at ``/oauth/v1/token``."""
-        return self._tokens.issue_code(hub_id, scopes or ["oauth", "crm.objects.contacts.read"])
+    def issue_code(self, hub_id: int, scopes: list[str] | None = None, *,
+                   redirect_uri: str | None = None) -> str:
+        """An OAuth authorization code for ``hub_id``, to exchange at ``/oauth/v1/token`` with the app's
+        client id and secret and the install's redirect URI (``redirect_uri``, when given, must match)."""
+        return self._tokens.issue_code(hub_id, scopes or ["oauth", "crm.objects.contacts.read"], redirect_uri)
+
+    @property
+    def oauth_app(self) -> OAuthApp | None:
+        """The app the token endpoint accepts: as given, else the first one that obtained a token."""
+        return self._tokens.app
+
+    def spend_daily(self, requests: int, *, portal_id: int | None = None) -> None:
+        """Count ``requests`` against a portal's daily limit, as other private apps of the account would."""
+        self._limits.spend_daily(portal_id, requests)
 
     def add_token(self, token: str, portal_id: int | None = None) -> None:
         """Accept ``token`` as a private-app token of ``portal_id``."""
@@ -190,9 +225,7 @@ class FakeHubSpot:
         app.after_request(self._record)
         app.register_error_handler(ValidationFailed,
                                    lambda e: (jsonify(error_body(str(e), "VALIDATION_ERROR")), 400))
-        app.register_error_handler(HTTPException, lambda e: (jsonify(error_body(
-            f"{e.name}: {request.method} {request.path}",
-            "OBJECT_NOT_FOUND" if e.code == 404 else "VALIDATION_ERROR")), e.code))
+        app.register_error_handler(HTTPException, _http_error)
         app.register_error_handler(Exception, self._crash)
         return app
 
@@ -214,18 +247,20 @@ class FakeHubSpot:
             return None
         if failed:
             return jsonify(auth_error(failed)), 401
-        g.store = self._portals.get(g.portal)
+        g.store, g.oauth = self._portals.get(g.portal), self._tokens.is_oauth(g.token)
         search = request.method == "POST" and request.path.endswith("/search")
         window = self._limits.window(g.portal, search)
         g.window = None if search else window       # search answers carry no rate-limit headers
         if not window.admit():
             return jsonify(rate_limit_body(*(RateLimits.SEARCH if search else RateLimits.BURST))), 429
+        if not g.oauth and not self._limits.take_daily(g.portal):
+            return jsonify(rate_limit_body(*RateLimits.DAILY)), 429
         return None
 
     def _record(self, response: Response) -> Response:
         """Add the rate-limit headers HubSpot sends (never on search) and remember the call."""
         if g.get("window") is not None:
-            response.headers.update(self._limits.headers(g.window))
+            response.headers.update(self._limits.headers(g.window, oauth=g.oauth, portal=g.portal))
         token = g.get("token")
         call = Call(request.method, request.path, request.args.to_dict(), request.get_json(silent=True),
                     response.status_code, g.get("at", time.time()),
@@ -238,4 +273,25 @@ class FakeHubSpot:
         log.exception("fake HubSpot failed on %s %s", request.method, request.path)
         body = error_body(f"Internal error in the fake: {type(error).__name__}", "INTERNAL_ERROR")
         return jsonify(body), 500
+
+
+#: A ``YYYY-MM`` path segment: a dated API version, shipped or not.
+_DATED = re.compile(r"/(\d{4}-\d{2})(?:/|$)")
+
+
+def _http_error(error: HTTPException) -> tuple[Response, int]:
+    """Werkzeug's errors in HubSpot's body. A path or method the fake has no route for is a 404 that
+    says so (HubSpot may serve it; the fake does not), and a dated version HubSpot never shipped is
+    the 404 of a path HubSpot does not serve, never the OBJECT_NOT_FOUND of a missing record."""
+    if error.code not in (404, 405):
+        return jsonify(error_body(f"{error.name}: {request.method} {request.path}", "VALIDATION_ERROR")), \
+            error.code or 400
+    dated = _DATED.search(request.path)
+    if dated and dated.group(1)[-2:] not in ("03", "09"):
+        message = (f"resource not found: HubSpot serves no API version {dated.group(1)}; dated versions ship "
+                   "in March and September (YYYY-03, YYYY-09, e.g. 2026-03 or 2026-09)")
+        return jsonify(error_body(message, "RESOURCE_NOT_FOUND")), 404
+    message = (f"fake HubSpot does not implement {request.method} {request.path}: it serves the CRM object, "
+               "search, associations, conversations-thread and OAuth-token routes hubhook uses")
+    return jsonify(error_body(message, "FAKE_NOT_IMPLEMENTED")), 404
 

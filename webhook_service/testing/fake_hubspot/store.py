@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from webhook_service.objects import ObjectType, lookup
 from webhook_service.testing.fake_hubspot.index import SearchIndex
+from webhook_service.testing.fake_hubspot.properties import PropertyCatalogue
 from webhook_service.testing.fake_hubspot.shapes import Record, as_property, created_property, parse_ms
 
 #: HubSpot-defined default association type ids (FACTS.md 3.6); pairs not listed get 1.
@@ -51,10 +52,12 @@ class IdAllocator:
 
 
 class Store:
-    """A portal's records, id redirects left by merges, associations (both directions) and threads."""
+    """A portal's records, id redirects left by merges, associations (both directions), threads and
+    property catalogue."""
 
     def __init__(self, search_lag: float) -> None:
         self.lock = threading.RLock()
+        self.properties = PropertyCatalogue()
         self.threads: dict[str, dict[str, Any]] = {}
         self._lag = search_lag
         self._records: dict[str, dict[str, Record]] = {}
