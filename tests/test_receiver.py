@@ -1,5 +1,7 @@
 """The receiver: verify, validate, drop redeliveries, enqueue one job per delivery, answer precisely."""
 import json
+import time
+from pathlib import Path
 
 import pytest
 from rq import Queue
@@ -67,7 +69,9 @@ def test_same_event_id_for_different_changes_is_not_a_duplicate(client, config, 
 def test_the_old_event_type_key_and_official_samples_are_accepted(client, config, queue):
     for sample in ("webhook_v3_docs_example_contact_propertyChange_and_creation.json",
                    "webhook_sensitive_data_contact_propertyChange_example.json"):
-        body = (pytest.importorskip("pathlib").Path(__file__).parent / "data" / sample).read_bytes()
+        events = json.loads((Path(__file__).parent / "data" / sample).read_bytes())
+        # the samples' own dates are years old: an event that old is dropped as a replay (below)
+        body = json.dumps([{**e, "occurredAt": int(time.time() * 1000)} for e in events]).encode()
         response = post(client, config, None, body=body)
         assert response.status_code == 200, response.json
     types = [e["subscriptionType"] for job in queue.get_jobs() for e in job.args[0]]
