@@ -8,6 +8,7 @@ from jobs.connection import queue as build_queue
 from webhook_service.intake import (
     _digest,
     delivery_job,
+    drop_stale,
     enqueue_delivery,
     was_seen,
 )
@@ -135,3 +136,20 @@ def test_a_digest_is_seen_for_its_whole_ttl_and_then_forgotten(config, redis):
         time.sleep(0.2)
     time.sleep(1.2)
     assert not was_seen(redis, event, dedupe_ttl=2) and not redis.keys("hubhook:seen:2:*")
+
+
+def test_only_events_older_than_the_window_are_stale():
+    # Given events at the edge of a one-hour window
+    now = 1_700_000_000.0
+    edge = make_event("contact.creation", 1, occurred_at=int((now - 3600) * 1000))
+    older = make_event("contact.creation", 2, occurred_at=int((now - 3600) * 1000) - 1)
+    future = make_event("contact.creation", 3, occurred_at=int((now + 60) * 1000))
+    # Then exactly the one that occurred before it is stale, order kept
+    assert drop_stale([older, edge, future], 3600, now=now) == ([edge, future], 1)
+
+
+def test_the_poller_path_enqueues_old_changes(config, redis):
+    # A backfill enqueues changes of any age: intake itself never drops old events
+    queue = build_queue(config, redis)
+    assert enqueue_delivery(redis, queue, [make_event("contact.creation", 1, occurred_at=1)],
+                            source="poll", dedupe_ttl=3600).enqueued == 1
