@@ -42,7 +42,8 @@ def test_messages_hubspot_documents_as_distinct_are_not_collapsed(config, redis)
                       associationType="CONTACT_TO_COMPANY", fromObjectTypeId="0-1", toObjectTypeId="0-2")
     pairs = [
         ({**base, "isPrimaryAssociation": True}, {**base, "isPrimaryAssociation": False}),
-        ({**base, "associationType": "CONTACT_TO_COMPANY"}, {**base, "associationType": "COMPANY_TO_CONTACT"}),
+        ({**base, "associationType": "CONTACT_TO_COMPANY"},
+         {**base, "associationType": "COMPANY_TO_CONTACT"}),
         (make_event("contact.merge", 5, primaryObjectId=5, mergedObjectIds=[6], event_id=1, occurred_at=10),
          make_event("contact.merge", 5, primaryObjectId=5, mergedObjectIds=[7], event_id=1, occurred_at=10)),
         (make_event("deal.creation", 8, event_id=2, occurred_at=10, sourceId="userId:1"),

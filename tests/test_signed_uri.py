@@ -29,7 +29,8 @@ from webhook_service.testing import make_event
 from .conftest import ROOT, SECRET, free_port
 from .test_processes import HUBHOOK, spawn, wait_until
 
-pytestmark = pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
+pytestmark = pytest.mark.skipif(not Path(HUBHOOK).exists(),
+                                reason="hubhook is not installed in this environment")
 
 ROUTE = "/webhooks/hubspot"
 #: Request targets (path and query, as sent on the request line), by what they exercise.
@@ -203,8 +204,8 @@ def test_send_test_event_signs_the_url_it_sends(servers, redis_server):
     env = {**os.environ, "REDIS_URL": redis_server.url, "HUBSPOT_CLIENT_SECRET": SECRET}
     env.pop("HUBHOOK_WEBHOOK_URL", None)
     # When a developer sends a test event to it
-    result = subprocess.run([HUBHOOK, "send-test-event", "contact.creation", "--object-id", "7", "--url", url],
-                            env=env, capture_output=True, text=True, timeout=60)
+    command = [HUBHOOK, "send-test-event", "contact.creation", "--object-id", "7", "--url", url]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     # Then requests sends it percent-encoded, and the signature covers that encoding: accepted
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("200 ") and '"enqueued":1' in result.stdout
