@@ -224,3 +224,18 @@ def test_strict_signature_versions_refuse_v1_and_say_what_to_change(config, redi
     body, headers = signed_delivery([make_event("contact.creation", 2)], SECRET, config.webhook_url)
     del headers["X-HubSpot-Signature-v3"]
     assert create_app(config).test_client().post(PATH, data=body, headers=headers).status_code == 200
+
+
+def test_without_a_raw_uri_from_the_server_the_raw_query_string_is_signed(config, redis, queue):
+    # Given a WSGI server that does not pass the raw request target on (no RAW_URI, no REQUEST_URI)
+    client = create_app(Config(**{**config.__dict__, "webhook_url": None})).test_client()
+    no_raw_uri = {"RAW_URI": "", "REQUEST_URI": ""}
+    target = PATH + "?e=%E2%9C%93&s=%7E%5B%5D&src=hub%3Aspot"
+    # When HubSpot signs a query with escapes Werkzeug would decode
+    body, headers = signed_delivery([make_event("contact.creation", 1)], SECRET, "http://localhost" + target)
+    response = client.post(target, data=body, headers=headers, environ_overrides=no_raw_uri)
+    # Then the query string, which WSGI keeps raw, is what is verified
+    assert response.status_code == 200, response.json
+    # and a trailing "?" the server could not report is the only thing lost: the URI without it verifies
+    body, headers = signed_delivery([make_event("contact.creation", 2)], SECRET, "http://localhost" + PATH)
+    assert client.post(PATH + "?", data=body, headers=headers, environ_overrides=no_raw_uri).status_code == 200
