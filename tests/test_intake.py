@@ -6,28 +6,55 @@ from rq.job import Job
 from webhook_service.telemetry import backlog
 from webhook_service.connection import queue as build_queue
 from webhook_service.receiver.intake import (
-    _IDENTITY,
     _digest,
     delivery_job,
+    drop_stale,
     enqueue_delivery,
     was_seen,
 )
 from webhook_service.testing import make_event
 
 
-def test_a_change_is_identified_by_its_identity_fields_only(config):
-    # A retry (higher attemptNumber, other extra fields) is the same change; any identity field differs -> new
+def test_a_change_is_identified_by_everything_hubspot_sent_but_the_attempt_number(config):
+    # Given events of several shapes, with values JSON makes awkward
     events = [make_event("contact.propertyChange", 1, property="email", value="é \"x\" \\ \u2028 😀"),
               make_event("deal.creation", 2**62),
               {**make_event("contact.creation", 3), "associationRemoved": True},
               {"subscriptionType": "object.creation", "objectId": 1, "occurredAt": 1.5}]
     for event in events:
-        assert _digest({**event, "attemptNumber": 7, "changeSource": "x"}) == _digest(event)
-        for field in _IDENTITY:
+        # Then a retry (only attemptNumber higher) is the same change
+        assert _digest({**event, "attemptNumber": 7}) == _digest(event)
+        # and any other field differing, added or missing makes it another change
+        for field in [k for k in event if k != "attemptNumber"]:
             assert _digest({**event, field: "other"}) != _digest(event), field
+            assert _digest({k: v for k, v in event.items() if k != field}) != _digest(event), field
+        assert _digest({**event, "changeSource": "INTEGRATION"}) != _digest({**event, "changeSource": "CRM"})
     assert len({_digest(e) for e in events}) == len(events)
-    # and the digest is a pure function of the event (the same in every process and version)
+    # and the digest is a pure function of the event: key order, at any depth, does not matter
     assert _digest(events[0]) == _digest(dict(reversed(list(events[0].items()))))
+    assert _digest({**events[1], "x": {"a": 1, "b": [2]}}) == _digest({**events[1], "x": {"b": [2], "a": 1}})
+
+
+def test_messages_hubspot_documents_as_distinct_are_not_collapsed(config, redis):
+    # Given the two messages HubSpot may send for one association, primary and not, and a merge
+    # and a change that differ only in fields the old identity left out
+    base = make_event("contact.associationChange", 1, fromObjectId=1, toObjectId=9,
+                      associationType="CONTACT_TO_COMPANY", fromObjectTypeId="0-1", toObjectTypeId="0-2")
+    pairs = [
+        ({**base, "isPrimaryAssociation": True}, {**base, "isPrimaryAssociation": False}),
+        ({**base, "associationType": "CONTACT_TO_COMPANY"},
+         {**base, "associationType": "COMPANY_TO_CONTACT"}),
+        (make_event("contact.merge", 5, primaryObjectId=5, mergedObjectIds=[6], event_id=1, occurred_at=10),
+         make_event("contact.merge", 5, primaryObjectId=5, mergedObjectIds=[7], event_id=1, occurred_at=10)),
+        (make_event("deal.creation", 8, event_id=2, occurred_at=10, sourceId="userId:1"),
+         make_event("deal.creation", 8, event_id=2, occurred_at=10, sourceId="userId:2")),
+    ]
+    queue = build_queue(config, redis)
+    for first, second in pairs:
+        # When both arrive in one delivery
+        result = enqueue_delivery(redis, queue, [first, second])
+        # Then both are enqueued, neither is taken for a redelivery of the other
+        assert (result.enqueued, result.duplicates) == (2, 0), first
 
 
 def test_a_seen_change_is_kept_at_least_the_dedupe_ttl(config, redis):
@@ -110,3 +137,20 @@ def test_a_digest_is_seen_for_its_whole_ttl_and_then_forgotten(config, redis):
         time.sleep(0.2)
     time.sleep(1.2)
     assert not was_seen(redis, event, dedupe_ttl=2) and not redis.keys("hubhook:seen:2:*")
+
+
+def test_only_events_older_than_the_window_are_stale():
+    # Given events at the edge of a one-hour window
+    now = 1_700_000_000.0
+    edge = make_event("contact.creation", 1, occurred_at=int((now - 3600) * 1000))
+    older = make_event("contact.creation", 2, occurred_at=int((now - 3600) * 1000) - 1)
+    future = make_event("contact.creation", 3, occurred_at=int((now + 60) * 1000))
+    # Then exactly the one that occurred before it is stale, order kept
+    assert drop_stale([older, edge, future], 3600, now=now) == ([edge, future], 1)
+
+
+def test_the_poller_path_enqueues_old_changes(config, redis):
+    # A backfill enqueues changes of any age: intake itself never drops old events
+    queue = build_queue(config, redis)
+    assert enqueue_delivery(redis, queue, [make_event("contact.creation", 1, occurred_at=1)],
+                            source="poll", dedupe_ttl=3600).enqueued == 1

@@ -1,5 +1,7 @@
 """The receiver: verify, validate, drop redeliveries, enqueue one job per delivery, answer precisely."""
 import json
+import time
+from pathlib import Path
 
 import pytest
 from rq import Queue
@@ -67,7 +69,9 @@ def test_same_event_id_for_different_changes_is_not_a_duplicate(client, config, 
 def test_the_old_event_type_key_and_official_samples_are_accepted(client, config, queue):
     for sample in ("webhook_v3_docs_example_contact_propertyChange_and_creation.json",
                    "webhook_sensitive_data_contact_propertyChange_example.json"):
-        body = (pytest.importorskip("pathlib").Path(__file__).parent / "data" / sample).read_bytes()
+        events = json.loads((Path(__file__).parent / "data" / sample).read_bytes())
+        # the samples' own dates are years old: an event that old is dropped as a replay (below)
+        body = json.dumps([{**e, "occurredAt": int(time.time() * 1000)} for e in events]).encode()
         response = post(client, config, None, body=body)
         assert response.status_code == 200, response.json
     types = [e["subscriptionType"] for job in queue.get_jobs() for e in job.args[0]]
@@ -158,3 +162,80 @@ def test_without_a_public_url_the_request_url_is_signed(config, redis, queue):
     assert client.post(PATH, data=body, headers=headers).status_code == 200
     body, headers = signed_delivery([make_event("contact.creation", 2)], SECRET, "https://elsewhere" + PATH)
     assert client.post(PATH, data=body, headers=headers).status_code == 401
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def test_events_older_than_the_dedupe_window_are_never_enqueued(client, config, queue, caplog):
+    # Given a delivery holding one change from just now and one from longer ago than the digests are kept
+    now_ms = int(time.time() * 1000)
+    fresh = make_event("contact.creation", 1, occurred_at=now_ms)
+    stale = make_event("contact.creation", 2, occurred_at=now_ms - config.dedupe_ttl * 1000 - 60_000)
+    # When it arrives, correctly signed
+    dropped_before = stale_metric(client)
+    with caplog.at_level("INFO", logger="hubhook.receiver"):
+        response = post(client, config, [fresh, stale])
+    # Then it is acknowledged, the old change is counted and dropped, the recent one enqueued
+    assert response.status_code == 200, response.json
+    assert (response.json["received"], response.json["enqueued"], response.json["stale"]) == (2, 1, 1)
+    assert [e["objectId"] for job in queue.get_jobs() for e in job.args[0]] == [1]
+    # in one log line, and in a metric
+    [line] = [r for r in caplog.records if r.name == "hubhook.receiver"]
+    assert line.levelname == "WARNING" and line.hubhook["stale"] == 1
+    assert stale_metric(client) == dropped_before + 1
+
+
+def stale_metric(client) -> float:
+    text = client.get("/metrics").get_data(as_text=True)
+    return float(next(line.split()[1] for line in text.splitlines()
+                      if line.startswith("hubhook_stale_events_dropped_total ")))
+
+
+def test_a_captured_v1_delivery_replayed_after_the_window_runs_nothing(client, config, queue):
+    # Given a delivery captured three days ago: its v1 signature (no timestamp) is still valid
+    events = [make_event("deal.propertyChange", 7, property="dealstage", value="won",
+                         occurred_at=int(time.time() * 1000) - 3 * DAY_MS)]
+    body, headers = signed_delivery(events, SECRET, config.webhook_url)
+    # When an attacker strips the v3 headers and posts it again
+    del headers["X-HubSpot-Signature-v3"], headers["X-HubSpot-Request-Timestamp"]
+    response = client.post(PATH, data=body, headers=headers)
+    # Then it is acknowledged (HubSpot must not retry it) but nothing is enqueued
+    assert response.status_code == 200, response.json
+    assert (response.json["enqueued"], response.json["stale"], response.json["job"]) == (0, 1, None)
+    assert queue.count == 0
+
+
+def test_strict_signature_versions_refuse_v1_and_say_what_to_change(config, redis, queue):
+    # Given a receiver configured to accept v3 signatures only (OAuth and project apps)
+    strict = Config(**{**config.__dict__, "signature_versions": ("v3",)})
+    client = create_app(strict).test_client()
+    body, headers = signed_delivery([make_event("contact.creation", 1)], SECRET, config.webhook_url)
+    v3_headers = ("X-HubSpot-Signature-v3", "X-HubSpot-Request-Timestamp")
+    v1_only = {k: v for k, v in headers.items() if k not in v3_headers}
+    # When a delivery carries only a (valid) v1 signature
+    response = client.post(PATH, data=body, headers=v1_only)
+    # Then it is refused, and the error names the setting a private app needs
+    assert response.status_code == 401
+    assert "HUBHOOK_SIGNATURE_VERSIONS=v3,v1" in response.json["error"]
+    assert queue.count == 0
+    # while v3 deliveries are accepted, and the default still accepts v1 alone
+    assert client.post(PATH, data=body, headers=headers).status_code == 200
+    body, headers = signed_delivery([make_event("contact.creation", 2)], SECRET, config.webhook_url)
+    del headers["X-HubSpot-Signature-v3"]
+    assert create_app(config).test_client().post(PATH, data=body, headers=headers).status_code == 200
+
+
+def test_without_a_raw_uri_from_the_server_the_raw_query_string_is_signed(config, redis, queue):
+    # Given a WSGI server that does not pass the raw request target on (no RAW_URI, no REQUEST_URI)
+    client = create_app(Config(**{**config.__dict__, "webhook_url": None})).test_client()
+    no_raw_uri = {"RAW_URI": "", "REQUEST_URI": ""}
+    target = PATH + "?e=%E2%9C%93&s=%7E%5B%5D&src=hub%3Aspot"
+    # When HubSpot signs a query with escapes Werkzeug would decode
+    body, headers = signed_delivery([make_event("contact.creation", 1)], SECRET, "http://localhost" + target)
+    response = client.post(target, data=body, headers=headers, environ_overrides=no_raw_uri)
+    # Then the query string, which WSGI keeps raw, is what is verified
+    assert response.status_code == 200, response.json
+    # and a trailing "?" the server could not report is the only thing lost: the URI without it verifies
+    body, headers = signed_delivery([make_event("contact.creation", 2)], SECRET, "http://localhost" + PATH)
+    assert client.post(PATH + "?", data=body, headers=headers, environ_overrides=no_raw_uri).status_code == 200

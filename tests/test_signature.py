@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from webhook_service.errors import SignatureError
+from webhook_service.config import Config
+from webhook_service.errors import ConfigError, SignatureError
 from webhook_service.receiver.signature import normalize_v3_uri, sign, signed_headers, verify
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "signature_test_vectors.json").read_text())["vectors"]
@@ -84,3 +85,30 @@ def test_a_space_instead_of_plus_in_the_header_still_verifies():
             break
     headers["X-HubSpot-Signature-v3"] = headers["X-HubSpot-Signature-v3"].replace("+", " ")
     assert verify(headers, body, secrets=["s"], method="POST", uri=URL, now=now_ms / 1000) == "v3"
+
+
+def test_v3_only_refuses_a_legacy_signature_and_names_the_setting():
+    # Given a valid v1 signature without the v3 headers
+    body = b"[]"
+    headers = {k: v for k, v in signed_headers("s", body, URL).items()
+               if k not in ("X-HubSpot-Signature-v3", "X-HubSpot-Request-Timestamp")}
+    assert verify(headers, body, secrets=["s"], method="POST", uri=URL) == "v1"
+    # When only v3 is accepted
+    with pytest.raises(SignatureError) as refused:
+        verify(headers, body, secrets=["s"], method="POST", uri=URL, versions=("v3",))
+    # Then it is refused with the setting a private app must change
+    assert "HUBHOOK_SIGNATURE_VERSIONS=v3" in str(refused.value) and "private app" in str(refused.value)
+    assert "set HUBHOOK_SIGNATURE_VERSIONS=v3,v1" in str(refused.value)
+
+
+@pytest.mark.parametrize("value, expected", [(None, ("v3", "v2", "v1")), ("v3", ("v3",)),
+                                             (" V3 , v1", ("v3", "v1"))])
+def test_signature_versions_setting(value, expected):
+    env = {} if value is None else {"HUBHOOK_SIGNATURE_VERSIONS": value}
+    assert Config.from_env(env).signature_versions == expected
+
+
+@pytest.mark.parametrize("value", ["v1", "v3,v4", "sha256"])
+def test_signature_versions_setting_says_what_to_write(value):
+    with pytest.raises(ConfigError, match="HUBHOOK_SIGNATURE_VERSIONS must be v3 .* got"):
+        Config.from_env({"HUBHOOK_SIGNATURE_VERSIONS": value})

@@ -18,6 +18,8 @@ DEFAULT_API_BASE_URL = "https://api.hubapi.com"
 DEFAULT_API_VERSION = "2026-09"
 DEFAULT_WEBHOOK_TYPES = ("contact", "company", "deal", "conversation")
 DEFAULT_OAUTH_AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
+#: v3 when HubSpot sends it, else v1/v2 (private-app webhooks are documented with v1 only).
+DEFAULT_SIGNATURE_VERSIONS = ("v3", "v2", "v1")
 DEFAULT_OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read")
 
 
@@ -57,6 +59,7 @@ class Config:
     backpressure_retry_after: int = 60
     ignore_sources: tuple[str, ...] = ()
     history_ttl: int = 7 * 86400
+    signature_versions: tuple[str, ...] = DEFAULT_SIGNATURE_VERSIONS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
@@ -93,6 +96,8 @@ class Config:
             backpressure_retry_after=int(_number(env, "HUBHOOK_BACKPRESSURE_RETRY_AFTER", 60)),
             ignore_sources=_csv(env.get("HUBHOOK_IGNORE_SOURCES")),
             history_ttl=int(_number(env, "HUBHOOK_HISTORY_TTL", 7 * 86400)),
+            signature_versions=_csv(env.get("HUBHOOK_SIGNATURE_VERSIONS", "").lower())
+            or DEFAULT_SIGNATURE_VERSIONS,
         )
         return replace(config, **overrides).validated()
 
@@ -123,6 +128,10 @@ class Config:
         if self.handlers and ":" not in self.handlers:
             raise ConfigError(f"HUBHOOK_HANDLERS must be module:attribute (e.g. myapp.hooks:router), "
                               f"got {self.handlers!r}")
+        if "v3" not in self.signature_versions or not set(self.signature_versions) <= {"v1", "v2", "v3"}:
+            raise ConfigError(f"HUBHOOK_SIGNATURE_VERSIONS must be v3 (strict: OAuth and project apps) or v3 "
+                              f"with v1 and/or v2 (the default v3,v2,v1; a private app needs v1), "
+                              f"got {','.join(self.signature_versions)[:40]!r}")
         return self
 
     def require_secret(self) -> "Config":

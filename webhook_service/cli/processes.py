@@ -100,7 +100,7 @@ def send_test_event(subscription_type: str, object_id: int, prop: str | None, va
     import requests
 
     from webhook_service.router import _check_pattern
-    from webhook_service.testing.deliveries import make_event, post_delivery
+    from webhook_service.testing.deliveries import make_event, signed_delivery
 
     config = _config().require_secret()
     _check_pattern(subscription_type)
@@ -109,7 +109,19 @@ def send_test_event(subscription_type: str, object_id: int, prop: str | None, va
     target = url or config.webhook_url or f"http://localhost:{config.port}/webhooks/hubspot"
     event = make_event(subscription_type, object_id, portal_id=portal_id, property=prop, value=value)
     try:
-        response = post_delivery(target, [event], config.client_secrets[0])
+        # HubSpot signs the URL it sends, so sign requests' percent-encoded URL (a space or "ü" in the
+        # query goes out as %20 or %C3%BC), not the one typed.
+        request = requests.Request("POST", target).prepare()
+    except requests.RequestException as exc:
+        raise HubhookError(f"--url {target[:80]!r} is not a URL requests can send ({type(exc).__name__}): "
+                           f"give the full URL, e.g. http://localhost:8000/webhooks/hubspot") from None
+    body, headers = signed_delivery([event], config.client_secrets[0], request.url)
+    request.prepare_body(body, None)
+    request.headers.update(headers)
+    try:
+        with requests.Session() as session:
+            settings = session.merge_environment_settings(request.url, {}, None, None, None)
+            response = session.send(request, timeout=10.0, **settings)
     except requests.RequestException as exc:
         raise HubhookError(f"could not reach {target} ({type(exc).__name__}): is `hubhook web` running?") from None
     click.echo(f"{response.status_code} {response.text.strip()}")
@@ -173,6 +185,3 @@ def main() -> None:
         click.echo(f"hubhook: error: {exc}", err=True)
         sys.exit(2)
 
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """Turn one validated delivery into at most one durable RQ job, dropping redeliveries.
 
 HubSpot retries a delivery for 24 hours with a higher ``attemptNumber`` and ``eventId`` alone is not
-unique (FACTS.md 2.2), so each event is identified by a digest of what identifies the change itself.
+unique (FACTS.md 2.2), so each event is identified by a digest of all it carries but ``attemptNumber``.
 
 The digests live as members of one Redis SET per time bucket (``<prefix>:seen:<ttl>:<bucket>``, a
 bucket being half the dedupe TTL, on Redis's own clock): a digest is seen when any of the last three
@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 from redis.commands.core import Script
@@ -35,9 +37,8 @@ from rq import Queue, Retry
 from rq.job import Job
 
 PROCESS_DELIVERY = "jobs.process.process_delivery"
-_IDENTITY = ("portalId", "appId", "subscriptionId", "subscriptionType", "objectTypeId", "objectId", "eventId",
-             "occurredAt", "propertyName", "propertyValue", "fromObjectId", "toObjectId", "associationRemoved",
-             "messageId", "primaryObjectId")
+#: The one field HubSpot changes when it sends a change again: everything else it sent identifies it.
+_RETRY_FIELD = "attemptNumber"
 #: Delivery jobs that fail (HubSpot down, a bug) are retried with these delays (seconds), then parked.
 DELIVERY_RETRY_INTERVALS = [5, 30, 120, 600, 1800]
 
@@ -58,16 +59,16 @@ class Intake:
 
 
 def _identity_encoder() -> Callable[[list], str]:
-    """The JSON text of an identity list, the same bytes as ``json.dumps(v, separators=(",", ":"),
-    default=str)``: the digests already in Redis must not change across versions, or a retry after an
-    upgrade would be enqueued again. The C encoder is built once here; ``JSONEncoder.encode`` builds
-    a new one per call, half a digest's cost."""
-    plain = json.JSONEncoder(separators=(",", ":"), default=str)
+    """The JSON text of a list, nested objects' keys sorted, the same bytes as ``json.dumps(v,
+    separators=(",", ":"), sort_keys=True, default=str)``: a pure function of what HubSpot sent, in
+    every process and version, whatever order the keys came in. The C encoder is built once here;
+    ``JSONEncoder.encode`` builds a new one per call, half a digest's cost."""
+    plain = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # no C accelerator: the pure-Python encoder, same bytes
         return plain.encode
     # markers=None: no cycle check, which parsed JSON cannot need
-    encode = make(None, plain.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    encode = make(None, plain.default, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, True)
     return lambda value: "".join(encode(value, 0))
 
 
@@ -127,10 +128,48 @@ _SOME_SEEN, _THROTTLED, _WRITTEN = 0, 1, 2
 _SCRIPT = Script(None, _INTAKE.encode())
 
 
+#: Per key order an event arrived with (events of one delivery share one): its identity fields, sorted,
+#: and a hash already fed with their names. Bounded: an odd sender cannot grow it without end.
+_SHAPES: dict[tuple[str, ...], tuple[tuple[str, ...], Any]] = {}
+_MAX_SHAPES = 256
+
+
 def _digest(event: dict) -> bytes:
-    """What identifies the change, hashed: the digest of its fields in _IDENTITY (missing ones as null)."""
-    identity = _encode_identity(list(map(event.get, _IDENTITY)))
-    return _blake2b(identity.encode(), digest_size=_DIGEST_SIZE).digest()
+    """What identifies the change, hashed: every field HubSpot sent but ``attemptNumber``.
+
+    HubSpot documents that one change may come as several messages that differ only in fields such as
+    ``associationType`` or ``isPrimaryAssociation`` ("may result in two webhook messages":
+    https://developers.hubspot.com/docs/api/webhooks), so no field is left out but the retry count.
+    The hash covers the sorted field names, then their values in that order (nested objects with
+    sorted keys): key order never matters. Hashing the names once per key order keeps a digest as
+    cheap as when it covered a fixed list of fields.
+    """
+    shape = tuple(event)
+    known = _SHAPES.get(shape)
+    if known is None:
+        names = tuple(sorted(name for name in shape if name != _RETRY_FIELD))
+        known = (names, _blake2b(_encode_identity(list(names)).encode(), digest_size=_DIGEST_SIZE))
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        _SHAPES[shape] = known
+    names, named = known
+    digest = named.copy()
+    digest.update(_encode_identity(list(map(event.get, names))).encode())
+    return digest.digest()
+
+
+def drop_stale(events: list[dict], max_age: int, *, now: float | None = None) -> tuple[list[dict], int]:
+    """The events that occurred at most ``max_age`` seconds ago, and how many did not.
+
+    For webhook deliveries, ``max_age`` is the dedupe TTL, the least time a digest is kept: an event
+    inside it that was delivered before is still known, and HubSpot stops retrying a delivery after
+    about a day (https://developers.hubspot.com/docs/api-reference/error-handling), so an older one
+    can only be a replay, e.g. of a captured v1-signed delivery, whose signature has no timestamp.
+    The poller's events are not passed here: a backfill enqueues changes of any age.
+    """
+    cutoff = ((time.time() if now is None else now) - max_age) * 1000
+    fresh = [event for event in events if not event.get("occurredAt", cutoff) < cutoff]
+    return fresh, len(events) - len(fresh)
 
 
 def _seen_prefix(key_prefix: str, dedupe_ttl: int) -> str:

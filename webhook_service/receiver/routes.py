@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
@@ -14,7 +15,7 @@ from redis.exceptions import RedisError
 from webhook_service.receiver import metrics
 from webhook_service.receiver import signature
 from webhook_service.errors import PayloadError, SignatureError
-from webhook_service.receiver.intake import enqueue_delivery
+from webhook_service.receiver.intake import drop_stale, enqueue_delivery
 from webhook_service.logs import describe_events, fields
 from webhook_service.receiver.schemas import parse_events
 
@@ -28,12 +29,51 @@ def error(status: int, message: str, **extra) -> tuple[Response, int]:
 
 
 def _signed_uri() -> str:
-    """The URI HubSpot signed: the configured public URL (plus this request's query), else request.url."""
+    """The URI HubSpot signed, byte for byte as it was sent (normalised later by ``signature``).
+
+    With ``HUBHOOK_WEBHOOK_URL`` set, that is the target URL as registered in HubSpot: used as it is
+    when it holds a query, else followed by the query this request arrived with. Without it, the
+    scheme and host of this request and its raw target (path and query as sent), never Werkzeug's
+    decoded ``request.url``: HubSpot signs the escapes it sent, and decoding ``%E2%9C%93`` or
+    ``%7E`` and encoding again does not always give them back
+    (https://developers.hubspot.com/docs/api/webhooks/validating-requests: "The URI used to build the
+    source string must exactly match the original request").
+    """
     public = current_app.config["HUBHOOK"].webhook_url
-    if not public:
-        return request.url
-    query = request.query_string.decode("latin-1")
-    return f"{public}?{query}" if query else public
+    path, query = _raw_target(request.environ)
+    if public:
+        if "?" in public:
+            return public
+        return public if query is None else f"{public}?{query}"
+    return f"{request.scheme}://{request.host}{path}" + ("" if query is None else f"?{query}")
+
+
+def _raw_target(environ: dict) -> tuple[str, str | None]:
+    """The request target's raw path and raw query (None without a ``?``; "" for a trailing one).
+
+    gunicorn puts the target as sent in ``RAW_URI`` (mod_wsgi and uWSGI in ``REQUEST_URI``); other
+    servers only give ``PATH_INFO``, already percent-decoded, which is encoded again from its bytes
+    (every escape HubSpot's v3 table decodes comes out the same either way), and ``QUERY_STRING``,
+    which is raw. WSGI strings carry bytes as latin-1; a URI is signed as UTF-8.
+    """
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if target and not target.startswith("/") and "://" in target:  # absolute-form: drop scheme and host
+        rest = target.split("://", 1)[1]
+        start = min([i for i in (rest.find("/"), rest.find("?")) if i >= 0], default=len(rest))
+        target = rest[start:] if rest[start:].startswith("/") else "/" + rest[start:]
+    if target and target.startswith("/"):
+        path, mark, query = target.partition("?")
+        return _wsgi_text(path), (_wsgi_text(query) if mark else None)
+    path_bytes = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
+    path = quote(path_bytes, safe="/:@!$&'()*+,;=~")
+    query = environ.get("QUERY_STRING", "")
+    return path, (_wsgi_text(query) if query else None)
+
+
+def _wsgi_text(value: str) -> str:
+    """A WSGI (latin-1) string as the text its bytes spell in UTF-8; a byte that is not UTF-8 cannot be
+    in a URI HubSpot signed, so it becomes U+FFFD and the signature simply does not match."""
+    return value.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 @bp.post("/webhooks/hubspot")
@@ -50,15 +90,17 @@ def receive() -> tuple[Response, int]:
         return refuse(413, "too_large", f"body is larger than {config.max_body_bytes} bytes", started)
     try:
         version = signature.verify(request.headers, body, secrets=config.client_secrets,
-                                   method=request.method, uri=_signed_uri())
+                                   method=request.method, uri=_signed_uri(),
+                                   versions=config.signature_versions)
         events = parse_events(body)
     except SignatureError as exc:
         return refuse(401, "signature", str(exc), started)
     except PayloadError as exc:
         return refuse(400, "payload", str(exc), started)
+    fresh, stale = drop_stale(events, config.dedupe_ttl)  # replays: older than any digest still kept
     try:
         result = enqueue_delivery(current_app.extensions["hubhook.redis"], current_app.extensions["hubhook.queue"],
-                                  events, dedupe_ttl=config.dedupe_ttl, job_timeout=config.job_timeout,
+                                  fresh, dedupe_ttl=config.dedupe_ttl, job_timeout=config.job_timeout,
                                   max_pending=config.max_queue_depth)
     except RedisError as exc:
         return refuse(503, "unavailable", "queue unavailable; retry later", started, events,
@@ -70,13 +112,14 @@ def receive() -> tuple[Response, int]:
         return response, status
     metrics.ENQUEUED.inc(result.enqueued)
     metrics.DUPLICATES.inc(result.duplicates)
+    metrics.STALE.inc(stale)
     seconds = time.perf_counter() - started
     metrics.LATENCY.observe(seconds)
-    log.info("delivery accepted", extra=fields(
-        status=200, events=result.received, enqueued=result.enqueued, duplicates=result.duplicates,
+    log.log(logging.WARNING if stale else logging.INFO, "delivery accepted", extra=fields(
+        status=200, events=len(events), enqueued=result.enqueued, duplicates=result.duplicates, stale=stale,
         job=result.job_id, signature=version, ms=round(seconds * 1000, 2), **describe_events(events)))
-    return jsonify({"received": result.received, "enqueued": result.enqueued,
-                    "duplicates": result.duplicates, "job": result.job_id}), 200
+    return jsonify({"received": len(events), "enqueued": result.enqueued,
+                    "duplicates": result.duplicates, "stale": stale, "job": result.job_id}), 200
 
 
 def refuse(status: int, reason: str, message: str, started: float | None = None, events: list[dict] = (),

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from webhook_service.errors import SignatureError
 
@@ -62,17 +62,27 @@ def _matches(expected: str, received: str) -> bool:
     return hmac.compare_digest(expected.encode(), received.encode())
 
 
+#: What ``verify`` accepts unless told otherwise: v3 when its header is present, else v1/v2.
+ALL_VERSIONS = ("v3", "v2", "v1")
+#: The setting that chooses them, named in the errors it causes.
+VERSIONS_SETTING = "HUBHOOK_SIGNATURE_VERSIONS"
+
+
 def verify(headers: Mapping[str, str], body: bytes, *, secrets: Sequence[str], method: str, uri: str,
-           now: float | None = None, max_skew: int = MAX_SKEW_SECONDS) -> str:
+           now: float | None = None, max_skew: int = MAX_SKEW_SECONDS,
+           versions: Collection[str] = ALL_VERSIONS) -> str:
     """Check a delivery against every configured secret; return "v1", "v2" or "v3", or raise.
 
-    v3 is checked when its header is present, else v1/v2 as ``X-HubSpot-Signature-Version`` says.
-    ``headers`` must look names up case-insensitively (Werkzeug's and requests' headers do).
+    v3 is checked when its header is present (and accepted), else v1/v2 as
+    ``X-HubSpot-Signature-Version`` says, when ``versions`` accepts that version. v1 and v2 carry no
+    timestamp, so a captured v1/v2 delivery can be posted again at any time: ``versions=("v3",)``
+    refuses them (the receiver bounds such replays anyway, by dropping events older than its dedupe
+    window). ``headers`` must look names up case-insensitively (Werkzeug's and requests' headers do).
     """
     if not secrets:
         raise SignatureError("no client secret is configured: set HUBSPOT_CLIENT_SECRET")
     v3 = headers.get("X-HubSpot-Signature-v3")
-    if v3 is not None:
+    if v3 is not None and "v3" in versions:
         timestamp = headers.get("X-HubSpot-Request-Timestamp")
         _check_timestamp(timestamp, now if now is not None else time.time(), max_skew)
         received = v3.strip().replace(" ", "+")  # a proxy may turn '+' into ' ' (FACTS.md 1.5)
@@ -87,6 +97,12 @@ def verify(headers: Mapping[str, str], body: bytes, *, secrets: Sequence[str], m
     version = (headers.get("X-HubSpot-Signature-Version") or "v1").strip().lower()
     if version not in ("v1", "v2"):
         raise SignatureError(f"unsupported X-HubSpot-Signature-Version {version[:10]!r}")
+    if version not in versions:
+        # Private-app webhooks are documented with X-HubSpot-Signature (v1) only:
+        # https://developers.hubspot.com/docs/apps/legacy-apps/private-apps/create-and-edit-webhook-subscriptions-in-private-apps
+        raise SignatureError(f"a {version} signature without X-HubSpot-Signature-v3 is refused: "
+                             f"{VERSIONS_SETTING}={','.join(versions)}; for a private app, whose webhooks "
+                             f"carry only X-HubSpot-Signature, set {VERSIONS_SETTING}=v3,{version}")
     received = legacy.strip().lower()
     if any(_matches(sign(version, s, body, method=method, uri=uri), received) for s in secrets):
         return version
