@@ -18,6 +18,9 @@ DEFAULT_API_BASE_URL = "https://api.hubapi.com"
 DEFAULT_API_VERSION = "2026-09"
 DEFAULT_WEBHOOK_TYPES = ("contact", "company", "deal", "conversation")
 DEFAULT_OAUTH_AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
+#: HubSpot sends at most 100 events in one request ("Each request can contain up to 100 events",
+#: https://developers.hubspot.com/docs/api/webhooks); the receiver answers 413 above the cap.
+DEFAULT_MAX_EVENTS_PER_DELIVERY = 100
 DEFAULT_OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read")
 
 
@@ -57,6 +60,7 @@ class Config:
     backpressure_retry_after: int = 60
     ignore_sources: tuple[str, ...] = ()
     history_ttl: int = 7 * 86400
+    max_events_per_delivery: int = DEFAULT_MAX_EVENTS_PER_DELIVERY
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
@@ -93,6 +97,8 @@ class Config:
             backpressure_retry_after=int(_number(env, "HUBHOOK_BACKPRESSURE_RETRY_AFTER", 60)),
             ignore_sources=_csv(env.get("HUBHOOK_IGNORE_SOURCES")),
             history_ttl=int(_number(env, "HUBHOOK_HISTORY_TTL", 7 * 86400)),
+            max_events_per_delivery=int(_number(env, "HUBHOOK_MAX_EVENTS_PER_DELIVERY",
+                                                DEFAULT_MAX_EVENTS_PER_DELIVERY)),
         )
         return replace(config, **overrides).validated()
 
@@ -119,6 +125,9 @@ class Config:
                           ("HUBSPOT_OAUTH_AUTHORIZE_URL", self.oauth_authorize_url)):
             if url and urlparse(url).scheme not in ("http", "https"):
                 raise ConfigError(f"{name} must be a full http(s) URL, got {url[:60]!r}")
+        if self.max_events_per_delivery < 1:
+            raise ConfigError(f"HUBHOOK_MAX_EVENTS_PER_DELIVERY must be a whole number of at least 1 (HubSpot "
+                              f"sends up to 100 events a request), got {self.max_events_per_delivery}")
         if self.handlers and ":" not in self.handlers:
             raise ConfigError(f"HUBHOOK_HANDLERS must be module:attribute (e.g. myapp.hooks:router), "
                               f"got {self.handlers!r}")

@@ -23,7 +23,12 @@ from . import objects
 from .errors import PayloadError
 
 _ID = validate.Range(min=0, max=2**63 - 1)
-_SUBSCRIPTION = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[A-Za-z]{1,64}$")
+# \Z, not $: "$" also matches before a trailing newline, and "contact.creation\n" is not HubSpot's.
+_SUBSCRIPTION = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z]{1,64}\Z")
+#: How deeply arrays and objects may nest inside one event field's value (``[]`` is 1). HubSpot's own
+#: fields nest at most 1 (``mergedObjectIds``); a value nested near Python's recursion limit would parse
+#: and then fail every later json.dumps (the RQ job, the logs) with RecursionError.
+MAX_VALUE_DEPTH = 32
 
 # Fields an action needs beyond the envelope (FACTS.md 2.4, 2.5).
 _REQUIRED_BY_ACTION = {
@@ -210,8 +215,13 @@ def _no_constants(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constants)
 
 
-def parse_events(body: bytes) -> list[dict]:
-    """Parse and validate a delivery body; return the events as plain JSON-safe dicts or raise PayloadError."""
+class TooManyEvents(PayloadError):
+    """A delivery holds more events than HUBHOOK_MAX_EVENTS_PER_DELIVERY; the receiver answers 413."""
+
+
+def parse_events(body: bytes, *, max_events: int | None = None) -> list[dict]:
+    """Parse and validate a delivery body; return the events as plain JSON-safe dicts or raise PayloadError
+    (TooManyEvents above ``max_events`` events; None: no cap)."""
     try:
         data = _DECODER.decode(body.decode("utf-8"))
     except PayloadError:
@@ -222,12 +232,51 @@ def parse_events(body: bytes) -> list[dict]:
         raise PayloadError(f"body is not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(data, list) or not data:
         raise PayloadError("body must be a non-empty JSON array of HubSpot events")
+    if max_events is not None and len(data) > max_events:
+        raise TooManyEvents(f"delivery holds {len(data)} events; at most {max_events} are accepted (HubSpot "
+                            f"sends up to 100 a request; HUBHOOK_MAX_EVENTS_PER_DELIVERY raises the cap)")
     try:
-        return _fast_load(data) or _EVENTS.load(data)
+        events = _fast_load(data) or _EVENTS.load(data)
     except ValidationError as exc:
         raise PayloadError(f"events do not match HubSpot's shape: {_first_error(exc.messages)}") from None
     except RecursionError:
         raise PayloadError("body is nested too deeply") from None
+    _check_depth(events)
+    return events
+
+
+# -- depth: every value is checked once it loaded, so only fields that may hold arrays or objects ----
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_CONTAINERS = (dict, list)
+#: Fields the schema loads as scalars: their values cannot nest, whichever path loaded them.
+_SCALAR_KEYS = frozenset(f.data_key or name for name, f in _ONE.load_fields.items()
+                         if type(f) in (fields.Integer, fields.String, fields.Boolean))
+
+
+def _check_depth(events: list[dict]) -> None:
+    """Raise PayloadError when a value nests deeper than MAX_VALUE_DEPTH. The usual delivery costs a
+    few set operations: only columns holding an array or object are walked."""
+    for key in set().union(*events) - _SCALAR_KEYS:
+        column = [event[key] for event in events if key in event]
+        if not _SCALAR_TYPES.issuperset(map(type, column)) and _deeper_than(column, MAX_VALUE_DEPTH):
+            raise PayloadError(f"{str(key)[:64]}: values may nest at most {MAX_VALUE_DEPTH} arrays or objects deep")
+
+
+def _deeper_than(values: list, limit: int) -> bool:
+    """True when some value nests arrays/objects more than ``limit`` levels; one level at a time, so
+    the walk needs no recursion and stops at the first level past the limit."""
+    level = [v for v in values if isinstance(v, _CONTAINERS)]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        inner: list = []
+        for value in level:
+            inner.extend(v for v in (value.values() if isinstance(value, dict) else value)
+                         if isinstance(v, _CONTAINERS))
+        level = inner
+    return False
 
 
 def _first_error(messages: Any) -> str:
