@@ -91,7 +91,8 @@ def _routable(events: list[dict]) -> list[dict]:
     before enqueueing, so only a job enqueued by an older version can hold one. Never retried."""
     kept, dropped = objects.split_routable(events)
     if dropped:
-        log.warning("dropped %d event(s) whose object type is not a well-formed HubSpot type name", len(dropped))
+        log.warning("dropped %d event(s) whose object type is not a well-formed HubSpot type name",
+                    len(dropped))
     return kept
 
 

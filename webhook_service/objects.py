@@ -95,8 +95,8 @@ def is_known(name: str) -> bool:
 def is_well_formed(name: str) -> bool:
     """True for a name safe to route, to put in a Redis key and, when ``is_known``, in an API path:
     a known type, a type id, a fully qualified custom-object name or a plain lower-case name."""
-    return bool(name in BY_NAME or name in BY_TYPE_ID or TYPE_ID.fullmatch(name) or CUSTOM_NAME.fullmatch(name)
-                or PLAIN_NAME.fullmatch(name))
+    return bool(name in BY_NAME or name in BY_TYPE_ID or TYPE_ID.fullmatch(name)
+                or CUSTOM_NAME.fullmatch(name) or PLAIN_NAME.fullmatch(name))
 
 
 def name_for_type_id(type_id: str) -> str:
@@ -135,7 +135,8 @@ def split_routable(events: list[dict]) -> tuple[list[dict], list[dict]]:
     prefixes = {t.split(".", 1)[0] for t in set(map(itemgetter("subscriptionType"), events))}
     type_ids = set(map(_get_type_id, events)) - {None} if GENERIC_PREFIX in prefixes else set()
     if all(p == GENERIC_PREFIX or is_well_formed(p) for p in prefixes) and all(
-            isinstance(t, str) and t != GENERIC_PREFIX and is_well_formed(name_for_type_id(t)) for t in type_ids):
+            isinstance(t, str) and t != GENERIC_PREFIX and is_well_formed(name_for_type_id(t))
+            for t in type_ids):
         return events, []
     kept: list[dict] = []
     dropped: list[dict] = []

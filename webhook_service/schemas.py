@@ -259,7 +259,8 @@ def _check_depth(events: list[dict]) -> None:
     for key in set().union(*events) - _SCALAR_KEYS:
         column = [event[key] for event in events if key in event]
         if not _SCALAR_TYPES.issuperset(map(type, column)) and _deeper_than(column, MAX_VALUE_DEPTH):
-            raise PayloadError(f"{str(key)[:64]}: values may nest at most {MAX_VALUE_DEPTH} arrays or objects deep")
+            raise PayloadError(f"{str(key)[:64]}: values may nest at most {MAX_VALUE_DEPTH} arrays or "
+                               f"objects deep")
 
 
 def _deeper_than(values: list, limit: int) -> bool:

@@ -87,7 +87,7 @@ def receive() -> tuple[Response, int]:
 def drop_unroutable(events: list[dict]) -> None:
     """Count and log (one line) events whose object type is not a well-formed name: they are not enqueued."""
     metrics.EVENTS_DROPPED.labels("object_type").inc(len(events))
-    type_ids = list(dict.fromkeys(repr(e.get("objectTypeId"))[:70] for e in events if "objectTypeId" in e))[:5]
+    type_ids = list(dict.fromkeys(repr(e["objectTypeId"])[:70] for e in events if "objectTypeId" in e))[:5]
     log.warning("events dropped: object type is not a well-formed HubSpot type name", extra=fields(
         reason="object_type", dropped=len(events), object_type_ids=type_ids, **describe_events(events)))
 
