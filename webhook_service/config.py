@@ -126,7 +126,7 @@ class Config:
             if url and urlparse(url).scheme not in ("http", "https"):
                 raise ConfigError(f"{name} must be a full http(s) URL, got {url[:60]!r}")
         if self.max_events_per_delivery < 1:
-            raise ConfigError(f"HUBHOOK_MAX_EVENTS_PER_DELIVERY must be a whole number of at least 1 (HubSpot "
+            raise ConfigError(f"HUBHOOK_MAX_EVENTS_PER_DELIVERY must be a whole number >= 1 (HubSpot "
                               f"sends up to 100 a request), got {self.max_events_per_delivery}")
         if self.handlers and ":" not in self.handlers:
             raise ConfigError(f"HUBHOOK_HANDLERS must be module:attribute (e.g. myapp.hooks:router), "
