@@ -55,8 +55,9 @@ BY_TYPE_ID = {t.type_id: t for t in KNOWN_TYPES}
 #: Every pattern below is matched with ``fullmatch``: an event's value reaches a URL path or a Redis key
 #: only when all of it matches (``$`` would also accept a trailing newline: "2-1\n").
 #: Type ids: "0-<n>" for HubSpot's own objects, "2-<n>" for custom objects; the CRM objects API takes
-#: them in its paths (https://developers.hubspot.com/docs/api/crm/understanding-the-crm).
-TYPE_ID = re.compile(r"[02]-[0-9]{1,20}")
+#: them in its paths (https://developers.hubspot.com/docs/api/crm/understanding-the-crm). Other
+#: "<digits>-<digits>" ids are routed the same way: digits and a hyphen are safe in a path or a key.
+TYPE_ID = re.compile(r"[0-9]{1,3}-[0-9]{1,20}")
 #: Custom objects by fully qualified name: "p_widgets", "p1234_widgets" (also accepted in API paths).
 CUSTOM_NAME = re.compile(r"p[0-9]{0,20}_[A-Za-z0-9_]{1,64}")
 #: Custom objects by type id or fully qualified name.
