@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from operator import itemgetter, methodcaller
+from operator import itemgetter
 from typing import Any
 
 _CRM_ACTIONS = ("creation", "deletion", "propertyChange", "associationChange", "restore", "merge")
@@ -122,7 +122,15 @@ def event_type(change: Mapping[str, Any]) -> str | None:
     return name if name != GENERIC_PREFIX and is_well_formed(name) else None
 
 
-_get_type_id = methodcaller("get", "objectTypeId")
+def _type_ids(events: list[dict]) -> set:
+    """The distinct objectTypeIds of a delivery (C-level when every event has one, as generic ones do)."""
+    try:
+        return set(map(_TYPE_ID_OF, events))
+    except KeyError:
+        return {event["objectTypeId"] for event in events if "objectTypeId" in event}
+
+
+_TYPE_ID_OF = itemgetter("objectTypeId")
 
 
 def split_routable(events: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -134,7 +142,7 @@ def split_routable(events: list[dict]) -> tuple[list[dict], list[dict]]:
     its distinct subscription types and type ids: no per-event work on the receiver's request path.
     """
     prefixes = {t.split(".", 1)[0] for t in set(map(itemgetter("subscriptionType"), events))}
-    type_ids = set(map(_get_type_id, events)) - {None} if GENERIC_PREFIX in prefixes else set()
+    type_ids = _type_ids(events) if GENERIC_PREFIX in prefixes else set()
     if all(p == GENERIC_PREFIX or is_well_formed(p) for p in prefixes) and all(
             isinstance(t, str) and t != GENERIC_PREFIX and is_well_formed(name_for_type_id(t))
             for t in type_ids):

@@ -192,6 +192,8 @@ def _fast_load(data: list) -> list[dict] | None:
                 _ONE._check_action_fields(event)
     except ValidationError:
         return None
+    if _too_deep(data, present) is not None:  # marshmallow loads it, then parse_events names the field
+        return None
     for name, default in _DEFAULTS.items():  # only once every event passed: marshmallow sees the body as sent
         if not (uniform and name in present):
             for event in data:
@@ -235,49 +237,49 @@ def parse_events(body: bytes, *, max_events: int | None = None) -> list[dict]:
     if max_events is not None and len(data) > max_events:
         raise TooManyEvents(f"delivery holds {len(data)} events; at most {max_events} are accepted (HubSpot "
                             f"sends up to 100 a request; HUBHOOK_MAX_EVENTS_PER_DELIVERY raises the cap)")
+    fast = _fast_load(data)
+    if fast is not None:
+        return fast
     try:
-        events = _fast_load(data) or _EVENTS.load(data)
+        events = _EVENTS.load(data)
     except ValidationError as exc:
         raise PayloadError(f"events do not match HubSpot's shape: {_first_error(exc.messages)}") from None
     except RecursionError:
         raise PayloadError("body is nested too deeply") from None
-    _check_depth(events)
+    deep = _too_deep(events, set().union(*events))
+    if deep is not None:
+        raise PayloadError(f"{deep[:64]}: values may nest at most {MAX_VALUE_DEPTH} arrays or objects deep")
     return events
 
 
-# -- depth: every value is checked once it loaded, so only fields that may hold arrays or objects ----
+# -- depth: only fields that may hold arrays or objects are walked ------------------------------
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
-_CONTAINERS = (dict, list)
-#: Fields the schema loads as scalars: their values cannot nest, whichever path loaded them.
+_CONTAINER_TYPES = frozenset({dict, list})
+#: Fields the schema loads as scalars: once an event loaded (either path), their values cannot nest.
 _SCALAR_KEYS = frozenset(f.data_key or name for name, f in _ONE.load_fields.items()
                          if type(f) in (fields.Integer, fields.String, fields.Boolean))
 
 
-def _check_depth(events: list[dict]) -> None:
-    """Raise PayloadError when a value nests deeper than MAX_VALUE_DEPTH. The usual delivery costs a
-    few set operations: only columns holding an array or object are walked."""
-    for key in set().union(*events) - _SCALAR_KEYS:
+def _too_deep(events: list[dict], keys: set) -> str | None:
+    """The first field whose values nest deeper than MAX_VALUE_DEPTH, or None. ``keys``: every field
+    the events carry. The usual delivery costs one set difference: it has no field left to walk."""
+    for key in keys - _SCALAR_KEYS:
         column = [event[key] for event in events if key in event]
         if not _SCALAR_TYPES.issuperset(map(type, column)) and _deeper_than(column, MAX_VALUE_DEPTH):
-            raise PayloadError(f"{str(key)[:64]}: values may nest at most {MAX_VALUE_DEPTH} arrays or "
-                               f"objects deep")
+            return str(key)
+    return None
 
 
 def _deeper_than(values: list, limit: int) -> bool:
-    """True when some value nests arrays/objects more than ``limit`` levels; one level at a time, so
-    the walk needs no recursion and stops at the first level past the limit."""
-    level = [v for v in values if isinstance(v, _CONTAINERS)]
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        inner: list = []
-        for value in level:
-            inner.extend(v for v in (value.values() if isinstance(value, dict) else value)
-                         if isinstance(v, _CONTAINERS))
-        level = inner
-    return False
+    """True when some value nests arrays/objects more than ``limit`` levels (``[]`` is 1). One level
+    at a time: no recursion, and the walk stops at the first level past the limit."""
+    level = [v for v in values if type(v) in _CONTAINER_TYPES]
+    for _ in range(limit):
+        if not level:
+            return False
+        inner = chain.from_iterable(v.values() if type(v) is dict else v for v in level)
+        level = [v for v in inner if type(v) in _CONTAINER_TYPES]
+    return bool(level)
 
 
 def _first_error(messages: Any) -> str:
