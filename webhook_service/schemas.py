@@ -5,6 +5,9 @@ carries, plus the fields each action requires, checked in ``validates_schema`` (
 validators that return False, so every check raises). Unknown extra fields are kept: HubSpot adds
 fields over time and handlers may want them. The older ``eventType`` key is copied to
 ``subscriptionType`` so the rest of hubhook reads one name.
+
+Two bounds keep every later step cheap and safe: at most ``max_events`` events a delivery (the
+receiver passes HUBHOOK_MAX_EVENTS_PER_DELIVERY) and values nested at most MAX_VALUE_DEPTH deep.
 """
 from __future__ import annotations
 
