@@ -240,10 +240,10 @@ def parse_events(body: bytes, *, max_events: int | None = None) -> list[dict]:
     if max_events is not None and len(data) > max_events:
         raise TooManyEvents(f"delivery holds {len(data)} events; at most {max_events} are accepted (HubSpot "
                             f"sends up to 100 a request; HUBHOOK_MAX_EVENTS_PER_DELIVERY raises the cap)")
-    fast = _fast_load(data)
-    if fast is not None:
-        return fast
     try:
+        fast = _fast_load(data)
+        if fast is not None:
+            return fast
         events = _EVENTS.load(data)
     except ValidationError as exc:
         raise PayloadError(f"events do not match HubSpot's shape: {_first_error(exc.messages)}") from None
