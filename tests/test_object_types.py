@@ -17,8 +17,8 @@ from webhook_service.errors import PayloadError
 from webhook_service.schemas import parse_events
 from webhook_service.testing import make_event
 
-POISON_TYPE_IDS = ["2-1\n", "0-3\n", "../../oauth", "p_widgets\n", "2-1/x", "0-1?x=1", "", "object", "Contact",
-                   "2-", "-1", "p_wid gets", "2-1\r", "ｐ_widgets", "2-１"]
+POISON_TYPE_IDS = ["2-1\n", "0-3\n", "../../oauth", "p_widgets\n", "2-1/x", "0-1?x=1", "", "object",
+                   "Contact", "2-", "-1", "p_wid gets", "2-1\r", "ｐ_widgets", "2-１"]
 
 
 def generic(type_id: str, object_id: int = 1) -> dict:

@@ -28,13 +28,14 @@ from webhook_service.testing import make_event, post_delivery
 from .conftest import SECRET, drain, free_port
 
 PATH = "/webhooks/hubspot"
-MISSING_SCOPES = {"status": "error", "category": "MISSING_SCOPES", "message": "This app hasn't been granted all "
-                  "required scopes to make this call.", "errors": [{"context": {"requiredScopes": ["crm.x.read"]}}]}
+MISSING_SCOPES = {"status": "error", "category": "MISSING_SCOPES",
+                  "message": "This app hasn't been granted all required scopes to make this call.",
+                  "errors": [{"context": {"requiredScopes": ["crm.x.read"]}}]}
 
 
 @pytest.fixture
 def receiver(config) -> Iterator[tuple[str, object]]:
-    """The receiver's Flask app served over real HTTP on loopback (werkzeug, threaded); yields (URL, config)."""
+    """The receiver's Flask app over real HTTP on loopback (werkzeug, threaded); yields (URL, config)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}{PATH}"
     config = dataclasses.replace(config, webhook_url=url)
@@ -72,8 +73,8 @@ def routers(seen: list) -> Router:
     router = Router()
     router.add(lambda e: seen.append(("welcome", e.object_type, e.object_id, e.record)), "contact.creation",
                name="welcome", properties=["email"])
-    router.add(lambda e: seen.append(("everything", e.object_type, e.object_id, e.record)), "*", name="everything",
-               properties=["hs_appointment_name"])
+    router.add(lambda e: seen.append(("everything", e.object_type, e.object_id, e.record)), "*",
+               name="everything", properties=["hs_appointment_name"])
     return router
 
 
@@ -154,5 +155,6 @@ def test_a_job_enqueued_before_the_receiver_dropped_malformed_types_still_runs(c
     # When a worker runs it
     drain(config, routers(seen))
     # Then the valid event reached its handlers, the malformed ones none, and nothing is parked
-    assert sorted((s[0], s[1], s[2]) for s in seen) == [("everything", "contact", "1"), ("welcome", "contact", "1")]
+    assert sorted((s[0], s[1], s[2]) for s in seen) == [("everything", "contact", "1"),
+                                                         ("welcome", "contact", "1")]
     assert deadletter.dead_letters(config) == []

@@ -181,7 +181,8 @@ def deepest_parse() -> int:
     return low
 
 
-def test_values_nested_just_under_the_parser_limit_are_400_and_the_receiver_keeps_serving(client, config, queue):
+def test_values_nested_just_under_the_parser_limit_are_400_and_the_receiver_keeps_serving(client, config,
+                                                                                         queue):
     # Given signed deliveries whose extra field nests from 40 levels under the parser's limit up to it
     # (these parsed, then failed when the job was serialized: a 500)
     limit = deepest_parse()
@@ -208,7 +209,8 @@ def test_more_events_than_hubspot_sends_in_one_request_are_413(client, config, q
     response = post(client, config, events)
     # Then it is refused as too large, with the setting that raises the cap, and nothing is enqueued
     assert response.status_code == 413
-    assert "at most 100" in response.json["error"] and "HUBHOOK_MAX_EVENTS_PER_DELIVERY" in response.json["error"]
+    error = response.json["error"]
+    assert "at most 100" in error and "HUBHOOK_MAX_EVENTS_PER_DELIVERY" in error
     assert queue.count == 0
     # And 100 events are accepted
     assert post(client, config, events[:100]).json["enqueued"] == 100
@@ -227,7 +229,8 @@ def test_the_event_cap_is_a_setting(config, queue):
         Config.from_env({"HUBHOOK_MAX_EVENTS_PER_DELIVERY": "0"})
 
 
-def test_a_delivery_of_only_malformed_object_types_is_acknowledged_and_enqueues_nothing(client, config, queue):
+def test_a_delivery_of_only_malformed_object_types_is_acknowledged_and_enqueues_nothing(client, config,
+                                                                                          queue):
     # Given a signed delivery whose only event names a type no API path or Redis key may hold
     event = make_event("object.creation", 1, objectTypeId="../../oauth")
     # When it arrives

@@ -17,7 +17,8 @@ from webhook_service.schemas import _EVENTS, _fast_load, parse_events
 from webhook_service.testing import make_event
 
 TYPES = ["contact.creation", "contact.propertyChange", "deal.merge", "contact.associationChange",
-         "object.creation", "conversation.newMessage", "bad type", "contact.privacyDeletion", "contact.creation\n"]
+         "object.creation", "conversation.newMessage", "bad type", "contact.privacyDeletion",
+         "contact.creation\n"]
 FIELDS = ["eventId", "subscriptionId", "portalId", "appId", "occurredAt", "attemptNumber", "objectId",
           "objectTypeId", "propertyName", "propertyValue", "changeSource", "primaryObjectId", "mergedObjectIds",
           "fromObjectId", "toObjectId", "associationRemoved", "messageId", "subscriptionType", "extra"]

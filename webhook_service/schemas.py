@@ -258,15 +258,18 @@ def parse_events(body: bytes, *, max_events: int | None = None) -> list[dict]:
 # -- depth: only fields that may hold arrays or objects are walked ------------------------------
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 _CONTAINER_TYPES = frozenset({dict, list})
-#: Fields the schema loads as scalars: once an event loaded (either path), their values cannot nest.
-_SCALAR_KEYS = frozenset(f.data_key or name for name, f in _ONE.load_fields.items()
-                         if type(f) in (fields.Integer, fields.String, fields.Boolean))
+_SCALAR_FIELDS = (fields.Integer, fields.String, fields.Boolean)
+#: Fields the schema loads as scalars or lists of scalars (``mergedObjectIds``): once an event loaded
+#: (either path), their values nest at most 1 deep, so they are never walked.
+_SHALLOW_KEYS = frozenset(f.data_key or name for name, f in _ONE.load_fields.items()
+                          if type(f) in _SCALAR_FIELDS
+                          or (type(f) is fields.List and type(f.inner) in _SCALAR_FIELDS))
 
 
 def _too_deep(events: list[dict], keys: set) -> str | None:
     """The first field whose values nest deeper than MAX_VALUE_DEPTH, or None. ``keys``: every field
     the events carry. The usual delivery costs one set difference: it has no field left to walk."""
-    for key in keys - _SCALAR_KEYS:
+    for key in keys - _SHALLOW_KEYS:
         column = [event[key] for event in events if key in event]
         if not _SCALAR_TYPES.issuperset(map(type, column)) and _deeper_than(column, MAX_VALUE_DEPTH):
             return str(key)
