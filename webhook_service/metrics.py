@@ -30,14 +30,17 @@ RECEIVED = Counter("hubhook_deliveries_received", "Deliveries HubSpot posted to 
 REJECTED = Counter("hubhook_deliveries_rejected", "Deliveries answered with an error, by reason.", ["reason"],
                    registry=None)
 DUPLICATES = Counter("hubhook_duplicates_dropped", "Redelivered events dropped before enqueueing.", registry=None)
-STALE = Counter("hubhook_stale_events_dropped",
-                "Events older than the dedupe window dropped before enqueueing (replays).", registry=None)
 ENQUEUED = Counter("hubhook_events_enqueued", "Events enqueued by the receiver.", registry=None)
+EVENTS_DROPPED = Counter("hubhook_events_dropped", "Events of accepted deliveries dropped before enqueueing, "
+                         "by reason (object_type: not a well-formed HubSpot object type name; stale: older "
+                         "than the dedupe window, so a replay).", ["reason"], registry=None)
 LATENCY = Histogram("hubhook_delivery_seconds", "Time the receiver took to answer a delivery.", registry=None,
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
-LOCAL = (RECEIVED, REJECTED, DUPLICATES, STALE, ENQUEUED, LATENCY)
+LOCAL = (RECEIVED, REJECTED, DUPLICATES, ENQUEUED, LATENCY, EVENTS_DROPPED)
 for _reason in REJECT_REASONS:
     REJECTED.labels(_reason)  # every reason is exported from the start, at 0
+EVENTS_DROPPED.labels("object_type")
+EVENTS_DROPPED.labels("stale")
 
 bp = Blueprint("hubhook_metrics", __name__)
 

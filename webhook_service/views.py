@@ -16,7 +16,8 @@ from . import metrics, signature
 from .errors import PayloadError, SignatureError
 from .intake import drop_stale, enqueue_delivery
 from .logs import describe_events, fields
-from .schemas import parse_events
+from .objects import split_routable
+from .schemas import TooManyEvents, parse_events
 
 log = logging.getLogger("hubhook.receiver")
 bp = Blueprint("hubhook", __name__)
@@ -91,11 +92,17 @@ def receive() -> tuple[Response, int]:
         version = signature.verify(request.headers, body, secrets=config.client_secrets,
                                    method=request.method, uri=_signed_uri(),
                                    versions=config.signature_versions)
-        events = parse_events(body)
+        events = parse_events(body, max_events=config.max_events_per_delivery)
     except SignatureError as exc:
         return refuse(401, "signature", str(exc), started)
+    except TooManyEvents as exc:
+        return refuse(413, "too_large", str(exc), started)
     except PayloadError as exc:
         return refuse(400, "payload", str(exc), started)
+    received = len(events)
+    events, unroutable = split_routable(events)
+    if unroutable:
+        drop_unroutable(unroutable)
     fresh, stale = drop_stale(events, config.dedupe_ttl)  # replays: older than any digest still kept
     try:
         result = enqueue_delivery(current_app.extensions["hubhook.redis"], current_app.extensions["hubhook.queue"],
@@ -111,14 +118,22 @@ def receive() -> tuple[Response, int]:
         return response, status
     metrics.ENQUEUED.inc(result.enqueued)
     metrics.DUPLICATES.inc(result.duplicates)
-    metrics.STALE.inc(stale)
+    metrics.EVENTS_DROPPED.labels("stale").inc(stale)
     seconds = time.perf_counter() - started
     metrics.LATENCY.observe(seconds)
     log.log(logging.WARNING if stale else logging.INFO, "delivery accepted", extra=fields(
-        status=200, events=len(events), enqueued=result.enqueued, duplicates=result.duplicates, stale=stale,
+        status=200, events=received, enqueued=result.enqueued, duplicates=result.duplicates, stale=stale,
         job=result.job_id, signature=version, ms=round(seconds * 1000, 2), **describe_events(events)))
-    return jsonify({"received": len(events), "enqueued": result.enqueued,
+    return jsonify({"received": received, "enqueued": result.enqueued,
                     "duplicates": result.duplicates, "stale": stale, "job": result.job_id}), 200
+
+
+def drop_unroutable(events: list[dict]) -> None:
+    """Count and log (one line) events whose object type is not a well-formed name: they are not enqueued."""
+    metrics.EVENTS_DROPPED.labels("object_type").inc(len(events))
+    type_ids = list(dict.fromkeys(repr(e["objectTypeId"])[:70] for e in events if "objectTypeId" in e))[:5]
+    log.warning("events dropped: object type is not a well-formed HubSpot type name", extra=fields(
+        reason="object_type", dropped=len(events), object_type_ids=type_ids, **describe_events(events)))
 
 
 def refuse(status: int, reason: str, message: str, started: float | None = None, events: list[dict] = (),
