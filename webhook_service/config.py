@@ -18,6 +18,7 @@ DEFAULT_API_BASE_URL = "https://api.hubapi.com"
 DEFAULT_API_VERSION = "2026-09"
 DEFAULT_WEBHOOK_TYPES = ("contact", "company", "deal", "conversation")
 DEFAULT_OAUTH_AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
+MIN_METRICS_TOKEN_LENGTH = 16
 DEFAULT_OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read")
 
 
@@ -57,6 +58,7 @@ class Config:
     backpressure_retry_after: int = 60
     ignore_sources: tuple[str, ...] = ()
     history_ttl: int = 7 * 86400
+    metrics_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
@@ -93,6 +95,7 @@ class Config:
             backpressure_retry_after=int(_number(env, "HUBHOOK_BACKPRESSURE_RETRY_AFTER", 60)),
             ignore_sources=_csv(env.get("HUBHOOK_IGNORE_SOURCES")),
             history_ttl=int(_number(env, "HUBHOOK_HISTORY_TTL", 7 * 86400)),
+            metrics_token=env.get("HUBHOOK_METRICS_TOKEN", "").strip() or None,
         )
         return replace(config, **overrides).validated()
 
@@ -122,6 +125,9 @@ class Config:
         if self.handlers and ":" not in self.handlers:
             raise ConfigError(f"HUBHOOK_HANDLERS must be module:attribute (e.g. myapp.hooks:router), "
                               f"got {self.handlers!r}")
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+            raise ConfigError(f"HUBHOOK_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters; make "
+                              f"one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
         return self
 
     def require_secret(self) -> "Config":
