@@ -116,8 +116,10 @@ def issue_state(config: Config) -> str:
     return _serializer(config).dumps(secrets.token_urlsafe(16))
 
 
-def consume_state(redis: Redis, config: Config, state: str | None, ttl: int = STATE_TTL) -> StateCheck:
-    """Check ``state`` (ours, at most ``ttl`` seconds old) and mark it used, in one Redis step."""
+def consume_state(redis: Redis, config: Config, state: str | None, *, ttl: int = STATE_TTL,
+                  cap: int = MAX_OPEN_INSTALLS) -> StateCheck:
+    """Check ``state`` (ours, at most ``ttl`` seconds old) and mark it used, in one Redis step; at most
+    ``cap`` used states are remembered at once."""
     if not state or len(state) > MAX_STATE_LENGTH:
         return StateCheck.INVALID
     try:
@@ -127,7 +129,7 @@ def consume_state(redis: Redis, config: Config, state: str | None, ttl: int = ST
     if not isinstance(nonce, str):
         return StateCheck.INVALID
     digest = hashlib.sha256(nonce.encode()).hexdigest()[:32]
-    answer = redis.eval(_USE_STATE, 1, _USED_KEY, digest, f"{time.time():.3f}", ttl, MAX_OPEN_INSTALLS)
+    answer = redis.eval(_USE_STATE, 1, _USED_KEY, digest, f"{time.time():.3f}", ttl, cap)
     return {1: StateCheck.OK, 0: StateCheck.USED}.get(int(answer), StateCheck.BUSY)
 
 
