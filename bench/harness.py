@@ -31,7 +31,7 @@ TOKEN = "bench-access-token"
 SIGNED_URL = "https://hooks.example.com/webhooks/hubspot"
 #: BENCH_VERBOSE=1 shows the processes' own stderr, for when a bench fails.
 _STDERR = None if os.environ.get("BENCH_VERBOSE") else subprocess.DEVNULL
-#: `hubhook web`'s gunicorn process layout (webhook_service/cli.py: gevent workers); the bare app gets the same.
+#: `hubhook web`'s gunicorn process layout (webhook_service/cli.py: gevent workers); the bare app gets it too.
 WEB_WORKERS = 2
 
 
@@ -46,7 +46,8 @@ def gunicorn_flags(port: int, workers: int = WEB_WORKERS) -> list[str]:
     """The flags `hubhook web` passes to gunicorn (kept in step with cli.py by hand), minus its config
     file: that one sets up hubhook's logging and metrics, which are part of what hubhook costs."""
     return ["--bind", f"127.0.0.1:{port}", "--worker-class", "gevent", "--workers", str(workers),
-            "--worker-connections", "1000", "--no-control-socket", "--graceful-timeout", "20", "--timeout", "30"]
+            "--worker-connections", "1000", "--no-control-socket", "--graceful-timeout", "20",
+            "--timeout", "30"]
 
 
 def environment(redis_url: str, **extra: str) -> dict[str, str]:

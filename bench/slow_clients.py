@@ -76,7 +76,8 @@ class SlowHeaderClients:
 
 
 def timed_requests(base: str, secret: str, signed_url: str, deliveries: int, *, first_id: int = 1,
-                   timeout: float = 5.0, give_up_after: int = 3) -> tuple[list[float], list[float], list[str]]:
+                   timeout: float = 5.0, give_up_after: int = 3
+                   ) -> tuple[list[float], list[float], list[str]]:
     """Send ``deliveries`` signed one-event deliveries and as many ``GET /healthz``, alternately, each on a
     fresh connection (``timeout``: HubSpot waits 5 s). Returns the deliveries' seconds, /healthz's seconds,
     and every answer that was not a 200 (or an exception name) as text; stops after ``give_up_after`` of
@@ -125,10 +126,11 @@ def main() -> None:
             still_open = slow.open()
     ms = {name: (percentile(v, 50) * 1000, max(v) * 1000) for name, v in
           (("quiet", quiet), ("delivery", delivery_s), ("healthz", health_s))}
-    print(f"`hubhook web` ({harness.WEB_WORKERS} workers) with {args.slow} connections sending one header line "
-          f"every {args.interval:g} s ({still_open} still open at the end):")
+    print(f"`hubhook web` ({harness.WEB_WORKERS} workers) with {args.slow} connections sending one header "
+          f"line every {args.interval:g} s ({still_open} still open at the end):")
     print(f"  signed deliveries: p50 {ms['delivery'][0]:.1f} ms, max {ms['delivery'][1]:.1f} ms "
-          f"over {len(delivery_s)} (without slow clients: p50 {ms['quiet'][0]:.1f} ms, max {ms['quiet'][1]:.1f} ms)")
+          f"over {len(delivery_s)} (without slow clients: p50 {ms['quiet'][0]:.1f} ms, "
+          f"max {ms['quiet'][1]:.1f} ms)")
     print(f"  /healthz:          p50 {ms['healthz'][0]:.1f} ms, max {ms['healthz'][1]:.1f} ms; "
           f"not answered 200: {len(problems)}" + (f" ({'; '.join(problems[:5])})" if problems else ""))
     emit(f"Delivery latency under {args.slow} slow-header clients",

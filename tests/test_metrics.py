@@ -164,8 +164,8 @@ def test_metrics_are_off_without_a_token_and_answer_only_its_bearer(config, redi
     assert off.status_code == 404 and off.is_json and "HUBHOOK_METRICS_TOKEN" in off.json["error"]
     # When a token is set, a scrape without it or with another one is a 401 that shows nothing
     client = create_app(dataclasses.replace(config, metrics_token=METRICS_TOKEN)).test_client()
-    for extra in ({}, {"Authorization": "Bearer not-the-token-123456"}, {"Authorization": f"Basic {METRICS_TOKEN}"},
-                  {"Authorization": f"Bearer {METRICS_TOKEN}x"}):
+    for extra in ({}, {"Authorization": "Bearer not-the-token-123456"},
+                  {"Authorization": f"Basic {METRICS_TOKEN}"}, {"Authorization": f"Bearer {METRICS_TOKEN}x"}):
         refused = client.get("/metrics", headers=extra)
         assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
         assert "hubhook_" not in refused.text and "secret_module" not in refused.text
@@ -176,7 +176,7 @@ def test_metrics_are_off_without_a_token_and_answer_only_its_bearer(config, redi
 
 
 def test_a_short_metrics_token_is_refused_with_what_to_do():
-    with pytest.raises(ConfigError, match="HUBHOOK_METRICS_TOKEN must be at least 16 characters"):
+    with pytest.raises(ConfigError, match="HUBHOOK_METRICS_TOKEN must have at least 16 characters"):
         Config.from_env({"HUBHOOK_METRICS_TOKEN": "short"})
     assert Config.from_env({"HUBHOOK_METRICS_TOKEN": METRICS_TOKEN}).metrics_token == METRICS_TOKEN
     assert METRICS_TOKEN not in repr(Config(metrics_token=METRICS_TOKEN))
@@ -224,7 +224,8 @@ def test_web_creates_a_metrics_directory_that_does_not_exist_yet(env, tmp_path):
     # Given PROMETHEUS_MULTIPROC_DIR naming a folder (and parent) that nobody has made yet
     port = free_port()
     metrics_dir = tmp_path / "not" / "yet"
-    run_env = stack_env(env, port, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), HUBHOOK_METRICS_TOKEN=METRICS_TOKEN)
+    run_env = stack_env(env, port, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+                        HUBHOOK_METRICS_TOKEN=METRICS_TOKEN)
     # When `hubhook web` starts
     process = spawn("web", env=run_env, log=tmp_path / "web.log")
     base = f"http://127.0.0.1:{port}"

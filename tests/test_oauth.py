@@ -128,7 +128,8 @@ def test_a_state_not_signed_with_the_apps_secret_is_refused(web, hubspot, oauth_
 def test_a_state_issued_before_a_secret_rotation_still_works(oauth_config, redis):
     # Given a state issued under the old secret, then the new secret put first (both configured)
     state = oauth.issue_state(oauth_config)
-    rotated = dataclasses.replace(oauth_config, client_secrets=("the-new-secret", *oauth_config.client_secrets))
+    secrets = ("the-new-secret", *oauth_config.client_secrets)
+    rotated = dataclasses.replace(oauth_config, client_secrets=secrets)
     # Then the callback accepts it once
     assert oauth.consume_state(redis, rotated, state) is oauth.StateCheck.OK
     assert oauth.consume_state(redis, rotated, state) is oauth.StateCheck.USED
@@ -161,8 +162,8 @@ def test_an_oauth_app_without_a_public_url_stops_at_start_saying_what_to_set(oau
     with pytest.raises(ConfigError, match="HUBHOOK_OAUTH_REDIRECT_URL"):
         create_app(bare)
     # And `hubhook web` says so in one line, exit status 2
-    run_env = {**env, "HUBSPOT_CLIENT_ID": CLIENT_ID, "HUBHOOK_WEBHOOK_URL": "", "HUBHOOK_OAUTH_REDIRECT_URL": "",
-               "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    run_env = {**env, "HUBSPOT_CLIENT_ID": CLIENT_ID, "HUBHOOK_WEBHOOK_URL": "",
+               "HUBHOOK_OAUTH_REDIRECT_URL": "", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     result = subprocess.run([HUBHOOK, "web", "--port", "1"], env=run_env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and result.stderr.count("\n") == 1

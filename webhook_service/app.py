@@ -25,7 +25,7 @@ def create_app(config: Config | None = None) -> Flask:
     config = (config or Config.from_env()).require_secret()
     if config.client_id:
         from .oauth import redirect_uri
-        redirect_uri(config)  # an OAuth app without a configured public address: stop here, saying which setting
+        redirect_uri(config)  # an OAuth app without a public address stops here, naming the setting
     app = Flask("webhook_service")
     # The cap + 1: a chunked body is cut there silently, so the view can tell "at the cap" from "over it".
     app.config.update(HUBHOOK=config, MAX_CONTENT_LENGTH=config.max_body_bytes + 1, JSON_SORT_KEYS=False)

@@ -126,8 +126,8 @@ class Config:
             raise ConfigError(f"HUBHOOK_HANDLERS must be module:attribute (e.g. myapp.hooks:router), "
                               f"got {self.handlers!r}")
         if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
-            raise ConfigError(f"HUBHOOK_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters; make "
-                              f"one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+            raise ConfigError(f"HUBHOOK_METRICS_TOKEN must have at least {MIN_METRICS_TOKEN_LENGTH} "
+                              f"characters; make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
         return self
 
     def require_secret(self) -> "Config":

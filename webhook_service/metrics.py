@@ -89,7 +89,8 @@ def metrics() -> Response | tuple[Response, int]:
                           "'Authorization: Bearer <token>'")
     if not bearer_authorized():
         log.warning("metrics scrape refused: missing or wrong bearer token")
-        response, status = error(401, "send 'Authorization: Bearer <HUBHOOK_METRICS_TOKEN>' to read the metrics")
+        response, status = error(401, "send 'Authorization: Bearer <HUBHOOK_METRICS_TOKEN>' to read the "
+                                      "metrics")
         response.headers["WWW-Authenticate"] = 'Bearer realm="hubhook metrics"'
         return response, status
     return Response(generate_latest(registry_for_scrape()), mimetype=CONTENT_TYPE_LATEST)

@@ -18,7 +18,8 @@ OWNED = "HUBHOOK_OWNS_METRICS_DIR"  # set when hubhook made the directory: gunic
 
 def ensure() -> str:
     """The directory named by ``PROMETHEUS_MULTIPROC_DIR``, created (with its parents) if it does not exist
-    yet; a fresh temporary one when the variable is unset. Raises ConfigError, one line, if it cannot be made."""
+    yet; a fresh temporary one when the variable is unset. Raises ConfigError, one line, if it cannot be
+    made."""
     given = os.environ.get(VARIABLE)
     if not given:
         os.environ[VARIABLE] = tempfile.mkdtemp(prefix="hubhook-metrics-")
@@ -27,11 +28,11 @@ def ensure() -> str:
     try:
         os.makedirs(given, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"{VARIABLE}={given} cannot be created ({exc.strerror}): point it at a folder this user "
-                          f"can write, or unset it to use a temporary one") from None
+        raise ConfigError(f"{VARIABLE}={given} cannot be created ({exc.strerror}): point it at a folder "
+                          f"this user can write, or unset it to use a temporary one") from None
     if not os.access(given, os.W_OK | os.X_OK):
-        raise ConfigError(f"{VARIABLE}={given} is not writable by this user: point it at a folder this user can "
-                          f"write, or unset it to use a temporary one")
+        raise ConfigError(f"{VARIABLE}={given} is not writable by this user: point it at a folder this "
+                          f"user can write, or unset it to use a temporary one")
     return given
 
 

@@ -27,8 +27,8 @@ def test_deliveries_and_healthz_answer_within_a_second_while_200_clients_trickle
     with SlowHeaderClients("127.0.0.1", port, SLOW_CLIENTS, interval=2.0) as slow:
         assert slow.round_done.wait(15), "the slow clients never sent their second header line"
         # When HubSpot sends signed deliveries and a load balancer asks /healthz, one after another
-        delivery_s, health_s, problems = timed_requests(base, SECRET, web.env["HUBHOOK_WEBHOOK_URL"], DELIVERIES,
-                                                        timeout=5.0)
+        delivery_s, health_s, problems = timed_requests(base, SECRET, web.env["HUBHOOK_WEBHOOK_URL"],
+                                                        DELIVERIES, timeout=5.0)
         still_open = slow.open()
     # Then every one was answered 200, each within 1 s
     assert not problems, problems
