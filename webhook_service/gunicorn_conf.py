@@ -31,6 +31,22 @@ logconfig_dict = gunicorn_logconfig(os.environ.get("HUBHOOK_LOG_LEVEL", "INFO"),
 control_socket_disable = True  # gunicorn >= 25.1 would share one control socket between instances
 
 
+def pre_request(worker: Any, req: Any) -> None:
+    """Under gevent, let every other connection with a request waiting go first, once per request.
+
+    Why: a greenlet yields only when it would block, and on a kept-alive connection whose client sends
+    the next request at once, reading it does not block: one busy connection is then served again and
+    again while the others wait (measured: p50 2.5 ms but p90 1 s at 16 connections on one worker).
+    ``gevent.idle()`` starts this request once the loop has nothing else ready, so requests already
+    waiting go first: round robin (``sleep(0)`` measured a p99 two to three times higher).
+    """
+    worker.log.debug("%s %s", req.method, req.path)  # what gunicorn's default pre_request does
+    if type(worker).__module__ == "gunicorn.workers.ggevent":
+        import gevent
+
+        gevent.idle()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """A gunicorn worker exited: its live gauges no longer count (its counters still do)."""
     from prometheus_client import multiprocess
