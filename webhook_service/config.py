@@ -23,6 +23,7 @@ DEFAULT_SIGNATURE_VERSIONS = ("v3", "v2", "v1")
 #: HubSpot sends at most 100 events in one request ("Each request can contain up to 100 events",
 #: https://developers.hubspot.com/docs/api/webhooks); the receiver answers 413 above the cap.
 DEFAULT_MAX_EVENTS_PER_DELIVERY = 100
+MIN_METRICS_TOKEN_LENGTH = 16
 DEFAULT_OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read")
 
 
@@ -64,6 +65,7 @@ class Config:
     history_ttl: int = 7 * 86400
     signature_versions: tuple[str, ...] = DEFAULT_SIGNATURE_VERSIONS
     max_events_per_delivery: int = DEFAULT_MAX_EVENTS_PER_DELIVERY
+    metrics_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
@@ -104,6 +106,7 @@ class Config:
             or DEFAULT_SIGNATURE_VERSIONS,
             max_events_per_delivery=int(_number(env, "HUBHOOK_MAX_EVENTS_PER_DELIVERY",
                                                 DEFAULT_MAX_EVENTS_PER_DELIVERY)),
+            metrics_token=env.get("HUBHOOK_METRICS_TOKEN", "").strip() or None,
         )
         return replace(config, **overrides).validated()
 
@@ -141,6 +144,9 @@ class Config:
             raise ConfigError(f"HUBHOOK_SIGNATURE_VERSIONS must be v3 (strict: OAuth and project apps) or v3 "
                               f"with v1 and/or v2 (the default v3,v2,v1; a private app needs v1), "
                               f"got {','.join(self.signature_versions)[:40]!r}")
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+            raise ConfigError(f"HUBHOOK_METRICS_TOKEN must have at least {MIN_METRICS_TOKEN_LENGTH} "
+                              f"characters; make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
         return self
 
     def require_secret(self) -> "Config":

@@ -151,12 +151,18 @@ def refuse(status: int, reason: str, message: str, started: float | None = None,
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    """Redis reachable, plus how much work waits: queued jobs, pending events, the oldest job's age."""
+    """What a load balancer needs: 200 when Redis answers, 503 when it does not. How much work waits
+    (queued jobs, pending events, the oldest job's age) is shown only to the bearer of the metrics token,
+    like ``/metrics``, where the same figures are."""
     # webhook_service never imports jobs at module level
     from jobs.overview import queue_head
 
+    redis = current_app.extensions["hubhook.redis"]
     try:
-        head = queue_head(current_app.extensions["hubhook.redis"], current_app.extensions["hubhook.queue"])
+        if not metrics.bearer_authorized():
+            redis.ping()
+            return jsonify({"status": "ok", "redis": "ok"}), 200
+        head = queue_head(redis, current_app.extensions["hubhook.queue"])
     except RedisError as exc:
         return jsonify({"status": "unavailable", "redis": type(exc).__name__}), 503
     return jsonify({"status": "ok", "redis": "ok", "queue": head.name, "queued_jobs": head.queued,
