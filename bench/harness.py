@@ -31,8 +31,8 @@ TOKEN = "bench-access-token"
 SIGNED_URL = "https://hooks.example.com/webhooks/hubspot"
 #: BENCH_VERBOSE=1 shows the processes' own stderr, for when a bench fails.
 _STDERR = None if os.environ.get("BENCH_VERBOSE") else subprocess.DEVNULL
-#: `hubhook web`'s gunicorn process layout (webhook_service/cli.py); the bare app gets the same.
-WEB_WORKERS, WEB_THREADS = 2, 8
+#: `hubhook web`'s gunicorn process layout (webhook_service/cli.py: gevent workers); the bare app gets it too.
+WEB_WORKERS = 2
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -42,11 +42,12 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 signal.signal(signal.SIGTERM, _exit_on_sigterm)  # bench/run_all.py stops an overrunning bench this way
 
 
-def gunicorn_flags(port: int, workers: int = WEB_WORKERS, threads: int = WEB_THREADS) -> list[str]:
+def gunicorn_flags(port: int, workers: int = WEB_WORKERS) -> list[str]:
     """The flags `hubhook web` passes to gunicorn (kept in step with cli.py by hand), minus its config
     file: that one sets up hubhook's logging and metrics, which are part of what hubhook costs."""
-    return ["--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", str(workers),
-            "--threads", str(threads), "--no-control-socket", "--graceful-timeout", "20", "--timeout", "30"]
+    return ["--bind", f"127.0.0.1:{port}", "--worker-class", "gevent", "--workers", str(workers),
+            "--worker-connections", "1000", "--no-control-socket", "--graceful-timeout", "20",
+            "--timeout", "30"]
 
 
 def environment(redis_url: str, **extra: str) -> dict[str, str]:
@@ -124,22 +125,21 @@ def _serving(argv: list[str], env: dict[str, str], port: int) -> Iterator[Server
 
 
 @contextmanager
-def hubhook_web(redis_url: str, workers: int = WEB_WORKERS, threads: int = WEB_THREADS, **env_extra: str
-                ) -> Iterator[Server]:
+def hubhook_web(redis_url: str, workers: int = WEB_WORKERS, **env_extra: str) -> Iterator[Server]:
     """`hubhook web` exactly as the Procfile runs it (plus ``env_extra``)."""
     port = free_port()
     env = environment(redis_url, PORT=str(port), **env_extra)
-    argv = [str(BIN / "hubhook"), "web", "--port", str(port), "--workers", str(workers), "--threads", str(threads)]
+    argv = [str(BIN / "hubhook"), "web", "--port", str(port), "--workers", str(workers)]
     with _serving(argv, env, port) as server:
         yield server
 
 
 @contextmanager
-def bare_web(redis_url: str, workers: int = WEB_WORKERS, threads: int = WEB_THREADS) -> Iterator[Server]:
+def bare_web(redis_url: str, workers: int = WEB_WORKERS) -> Iterator[Server]:
     """The baseline receiver (bench/bare_app.py) under the same gunicorn settings."""
     port = free_port()
     env = environment(redis_url, BARE_SECRET=SECRET, BARE_SIGNED_URL=SIGNED_URL)
-    argv = [str(BIN / "gunicorn"), *gunicorn_flags(port, workers, threads), "bench.bare_app:create_app()"]
+    argv = [str(BIN / "gunicorn"), *gunicorn_flags(port, workers), "bench.bare_app:create_app()"]
     with _serving(argv, env, port) as server:
         yield server
 

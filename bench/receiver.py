@@ -118,7 +118,7 @@ def main() -> None:
         emit("Receiver throughput and latency", "not measured: wrk missing", goal="ratio >= 0.95, p99 < 40 ms",
              met=None)
         return
-    print(f"gunicorn gthread {harness.WEB_WORKERS} workers x {harness.WEB_THREADS} threads for both apps; "
+    print(f"gunicorn gevent, {harness.WEB_WORKERS} workers, for both apps; "
           f"Redis AOF everysec; everything shares the machine's cores (no pinning)")
     with tempfile.TemporaryDirectory(prefix="hubhook-bench-") as tmp, \
             harness.redis_server(appendonly=True) as server, \

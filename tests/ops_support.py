@@ -46,9 +46,11 @@ def healthy(base: str) -> bool:
         return False
 
 
-def scrape(base: str) -> dict[tuple, float]:
-    """/metrics parsed with prometheus_client's parser: {(sample name, sorted labels): value}."""
-    response = requests.get(f"{base}/metrics", timeout=10)
+def scrape(base: str, token: str | None = None) -> dict[tuple, float]:
+    """/metrics (as the bearer of ``token``) parsed with prometheus_client's parser:
+    {(sample name, sorted labels): value}."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = requests.get(f"{base}/metrics", headers=headers, timeout=10)
     assert response.status_code == 200, response.text
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(response.text) for s in family.samples}

@@ -12,11 +12,13 @@ from webhook_service.testing import make_event, signed_delivery
 from .conftest import SECRET, drain
 
 PATH = "/webhooks/hubspot"
+METRICS_TOKEN = "backpressure-metrics-token"
 
 
 @pytest.fixture
 def limited(config):
-    return Config(**{**config.__dict__, "max_queue_depth": 3, "backpressure_retry_after": 42})
+    return Config(**{**config.__dict__, "max_queue_depth": 3, "backpressure_retry_after": 42,
+                      "metrics_token": METRICS_TOKEN})
 
 
 def post(client, config, events):
@@ -25,7 +27,8 @@ def post(client, config, events):
 
 
 def rejected_backpressure(client) -> float:
-    for family in text_string_to_metric_families(client.get("/metrics").text):
+    scrape = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    for family in text_string_to_metric_families(scrape.text):
         for sample in family.samples:
             if sample.name == "hubhook_deliveries_rejected_total" and sample.labels == {"reason": "backpressure"}:
                 return sample.value

@@ -17,7 +17,9 @@ from rq.serializers import JSONSerializer
 from webhook_service.operator import dead_letters
 from webhook_service.telemetry import object_history
 from webhook_service import Router
+from webhook_service.oauth import flow as oauth
 from webhook_service.receiver.app import create_app
+from webhook_service.errors import ConfigError
 from webhook_service.oauth.token_store import TokenStore
 from webhook_service.testing import make_event
 
@@ -79,6 +81,94 @@ def test_install_redirects_to_hubspot_with_a_single_use_state(web, redis):
     assert query["client_id"] == [CLIENT_ID] and query["scope"] == ["oauth crm.objects.contacts.read"]
     assert query["redirect_uri"] == ["https://hooks.example.com/oauth/callback"]
     assert len(query["state"][0]) >= 40 and query["state"][0] not in everything_in(redis)
+
+
+def test_thousands_of_install_requests_write_nothing_to_redis(web, redis):
+    # Given an empty Redis
+    before = redis.info("memory")["used_memory"]
+    # When an unauthenticated client opens /oauth/install 5,000 times (each once filled a key for 10 minutes)
+    states = {parse_qs(urlparse(web.get("/oauth/install").headers["Location"]).query)["state"][0]
+              for _ in range(5000)}
+    # Then every state is different, and Redis holds no key and no more memory than before
+    assert len(states) == 5000
+    assert redis.dbsize() == 0
+    assert redis.info("memory")["used_memory"] - before < 64 * 1024
+
+
+def test_callbacks_remember_used_states_in_one_capped_expiring_key(web, hubspot, redis, oauth_config):
+    # Given 300 states of ours, used by callbacks whose codes HubSpot refuses
+    states = [parse_qs(urlparse(web.get("/oauth/install").headers["Location"]).query)["state"][0]
+              for _ in range(300)]
+    for state in states:
+        assert web.get(f"/oauth/callback?code=bad&state={state}").status_code == 400
+    # Then Redis holds one key for all of them, which expires by itself
+    assert redis.keys("*") == [b"hubhook:oauth:used-states"]
+    assert redis.zcard("hubhook:oauth:used-states") == 300
+    assert 0 < redis.ttl("hubhook:oauth:used-states") <= oauth.STATE_TTL + 60
+    # And past its cap, a fresh state is refused as "busy" instead of growing the key
+    fresh = [oauth.issue_state(oauth_config) for _ in range(3)]
+    checks = [oauth.consume_state(redis, oauth_config, state, cap=301) for state in fresh]
+    assert checks == [oauth.StateCheck.OK, oauth.StateCheck.BUSY, oauth.StateCheck.BUSY]
+    assert redis.zcard("hubhook:oauth:used-states") == 301
+
+
+def test_a_state_not_signed_with_the_apps_secret_is_refused(web, hubspot, oauth_config, redis):
+    # Given states made with another secret, tampered with, or expired
+    other = dataclasses.replace(oauth_config, client_secrets=("someone-elses-secret",))
+    ours = oauth.issue_state(oauth_config)
+    tampered = ours[:-2] + ("AA" if not ours.endswith("AA") else "BB")
+    for state in (oauth.issue_state(other), tampered):
+        # When a callback brings one
+        response = web.get(f"/oauth/callback?code={hubspot.issue_code(1)}&state={state}")
+        # Then it is refused before any call to HubSpot, and nothing is written to Redis
+        assert response.status_code == 400 and "state" in response.get_json()["error"]
+    assert hubspot.count(path_contains="/oauth/") == 0 and redis.dbsize() == 0
+    assert oauth.consume_state(redis, oauth_config, ours, ttl=-1) is oauth.StateCheck.INVALID  # too old
+
+
+def test_a_state_issued_before_a_secret_rotation_still_works(oauth_config, redis):
+    # Given a state issued under the old secret, then the new secret put first (both configured)
+    state = oauth.issue_state(oauth_config)
+    secrets = ("the-new-secret", *oauth_config.client_secrets)
+    rotated = dataclasses.replace(oauth_config, client_secrets=secrets)
+    # Then the callback accepts it once
+    assert oauth.consume_state(redis, rotated, state) is oauth.StateCheck.OK
+    assert oauth.consume_state(redis, rotated, state) is oauth.StateCheck.USED
+
+
+@pytest.mark.parametrize("headers", [{"Host": "attacker.example"}, {"X-Forwarded-Host": "attacker.example"},
+                                     {"Host": "attacker.example", "X-Forwarded-Proto": "http"}])
+def test_a_spoofed_host_does_not_change_the_redirect_uri(oauth_config, headers):
+    # Given an OAuth app with only HUBHOOK_WEBHOOK_URL, and one with HUBHOOK_OAUTH_REDIRECT_URL too
+    explicit = dataclasses.replace(oauth_config, oauth_redirect_url="https://install.example.com/cb")
+    for config, expected in ((oauth_config, "https://hooks.example.com/oauth/callback"),
+                             (explicit, "https://install.example.com/cb")):
+        # When a client opens /oauth/install naming another host
+        location = create_app(config).test_client().get("/oauth/install", headers=headers).headers["Location"]
+        # Then HubSpot is told the configured address, never the client's
+        assert parse_qs(urlparse(location).query)["redirect_uri"] == [expected]
+
+
+def test_the_redirect_uri_keeps_the_webhook_urls_path_prefix(oauth_config):
+    mounted = dataclasses.replace(oauth_config, webhook_url="https://example.com/hubhook/webhooks/hubspot")
+    assert oauth.redirect_uri(mounted) == "https://example.com/hubhook/oauth/callback"
+    custom = dataclasses.replace(oauth_config, webhook_url="https://example.com/hooks/in")
+    assert oauth.redirect_uri(custom) == "https://example.com/oauth/callback"
+
+
+def test_an_oauth_app_without_a_public_url_stops_at_start_saying_what_to_set(oauth_config, env, tmp_path):
+    # Given an OAuth app with neither HUBHOOK_OAUTH_REDIRECT_URL nor HUBHOOK_WEBHOOK_URL
+    bare = dataclasses.replace(oauth_config, webhook_url=None, oauth_redirect_url=None)
+    # Then the receiver does not start (it used to take the redirect URI from the request's Host)
+    with pytest.raises(ConfigError, match="HUBHOOK_OAUTH_REDIRECT_URL"):
+        create_app(bare)
+    # And `hubhook web` says so in one line, exit status 2
+    run_env = {**env, "HUBSPOT_CLIENT_ID": CLIENT_ID, "HUBHOOK_WEBHOOK_URL": "",
+               "HUBHOOK_OAUTH_REDIRECT_URL": "", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    result = subprocess.run([HUBHOOK, "web", "--port", "1"], env=run_env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "HUBHOOK_OAUTH_REDIRECT_URL" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_the_callback_stores_the_portals_tokens_encrypted(web, hubspot, redis, oauth_config):

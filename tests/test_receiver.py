@@ -9,6 +9,7 @@ from rq.serializers import JSONSerializer
 
 from webhook_service.receiver.app import create_app
 from webhook_service.config import Config
+from webhook_service.errors import ConfigError
 from webhook_service.testing import make_event, signed_delivery
 
 from .conftest import SECRET, free_port
@@ -148,8 +149,7 @@ def test_redis_down_is_503_so_hubspot_retries(config):
 
 
 def test_healthz_and_unknown_routes_answer_json(client):
-    assert client.get("/healthz").json == {"status": "ok", "redis": "ok", "queue": "hubhook", "queued_jobs": 0,
-                                           "pending_events": 0, "oldest_job_age_seconds": None}
+    assert client.get("/healthz").json == {"status": "ok", "redis": "ok"}  # queue figures: token only
     response = client.get("/nope")
     assert response.status_code == 404 and response.is_json
     assert client.get(PATH).status_code == 405
@@ -189,7 +189,7 @@ def test_events_older_than_the_dedupe_window_are_never_enqueued(client, config, 
 def stale_metric(client) -> float:
     text = client.get("/metrics").get_data(as_text=True)
     return float(next(line.split()[1] for line in text.splitlines()
-                      if line.startswith("hubhook_stale_events_dropped_total ")))
+                      if line.startswith('hubhook_events_dropped_total{reason="stale"} ')))
 
 
 def test_a_captured_v1_delivery_replayed_after_the_window_runs_nothing(client, config, queue):
@@ -239,3 +239,82 @@ def test_without_a_raw_uri_from_the_server_the_raw_query_string_is_signed(config
     # and a trailing "?" the server could not report is the only thing lost: the URI without it verifies
     body, headers = signed_delivery([make_event("contact.creation", 2)], SECRET, "http://localhost" + PATH)
     assert client.post(PATH + "?", data=body, headers=headers, environ_overrides=no_raw_uri).status_code == 200
+
+
+def nested_body(depth: int, kind: str = "array") -> bytes:
+    """One valid contact.creation whose extra field ``extra`` nests ``depth`` arrays (or objects) deep."""
+    value = "[" * depth + "]" * depth if kind == "array" else '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1)
+    event = make_event("contact.creation", depth)
+    return json.dumps([{**event, "extra": "X"}]).replace('"X"', value).encode()
+
+
+def deepest_parse() -> int:
+    """The deepest array nesting Python's JSON parser accepts at this point of the stack."""
+    low, high = 1, 100_000
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            json.loads("[" * middle + "]" * middle)
+            low = middle
+        except RecursionError:
+            high = middle - 1
+    return low
+
+
+def test_values_nested_just_under_the_parser_limit_are_400_and_the_receiver_keeps_serving(client, config,
+                                                                                         queue):
+    # Given signed deliveries whose extra field nests from 40 levels under the parser's limit up to it
+    # (these parsed, then failed when the job was serialized: a 500)
+    limit = deepest_parse()
+    statuses = {post(client, config, None, body=nested_body(depth)).status_code
+                for depth in range(limit - 40, limit + 1)}
+    # Then every one is refused as malformed, never with a 5xx, and nothing is enqueued
+    assert statuses == {400}
+    assert queue.count == 0
+    # And the bound is exact (arrays or objects): 32 levels are accepted, 33 are not
+    assert post(client, config, None, body=nested_body(32)).status_code == 200
+    assert post(client, config, None, body=nested_body(32, "object")).status_code == 200
+    for deeper in (nested_body(33), nested_body(33, "object")):
+        response = post(client, config, None, body=deeper)
+        assert response.status_code == 400 and "at most 32 arrays or objects deep" in response.json["error"]
+    # And the receiver keeps serving
+    assert post(client, config, [make_event("contact.creation", 1)]).status_code == 200
+    assert queue.count == 3
+
+
+def test_more_events_than_hubspot_sends_in_one_request_are_413(client, config, queue):
+    # Given HubSpot's documented maximum of 100 events a request (the default cap)
+    events = [make_event("contact.creation", i) for i in range(1, 102)]
+    # When a signed delivery holds 101 events
+    response = post(client, config, events)
+    # Then it is refused as too large, with the setting that raises the cap, and nothing is enqueued
+    assert response.status_code == 413
+    error = response.json["error"]
+    assert "at most 100" in error and "HUBHOOK_MAX_EVENTS_PER_DELIVERY" in error
+    assert queue.count == 0
+    # And 100 events are accepted
+    assert post(client, config, events[:100]).json["enqueued"] == 100
+
+
+def test_the_event_cap_is_a_setting(config, queue):
+    # Given HUBHOOK_MAX_EVENTS_PER_DELIVERY=150
+    raised = Config.from_env({"HUBHOOK_MAX_EVENTS_PER_DELIVERY": "150", "REDIS_URL": config.redis_url})
+    assert raised.max_events_per_delivery == 150
+    client = create_app(Config(**{**config.__dict__, "max_events_per_delivery": 150})).test_client()
+    # Then 101 events are accepted, 151 are not
+    assert post(client, config, [make_event("contact.creation", i) for i in range(1, 102)]).status_code == 200
+    assert post(client, config, [make_event("contact.creation", i) for i in range(1, 152)]).status_code == 413
+    # And 0 is refused at start, with what to set
+    with pytest.raises(ConfigError, match="HUBHOOK_MAX_EVENTS_PER_DELIVERY must be a whole number >= 1"):
+        Config.from_env({"HUBHOOK_MAX_EVENTS_PER_DELIVERY": "0"})
+
+
+def test_a_delivery_of_only_malformed_object_types_is_acknowledged_and_enqueues_nothing(client, config,
+                                                                                          queue):
+    # Given a signed delivery whose only event names a type no API path or Redis key may hold
+    event = make_event("object.creation", 1, objectTypeId="../../oauth")
+    # When it arrives
+    response = post(client, config, [event])
+    # Then it is acknowledged (HubSpot must not retry it) and nothing is enqueued
+    assert response.status_code == 200 and response.json["enqueued"] == 0
+    assert queue.count == 0

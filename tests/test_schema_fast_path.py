@@ -5,16 +5,20 @@ missing or added, mixed within one delivery (so both the same-fields and the mix
 paths run); marshmallow (EventSchema) stays the reference.
 """
 import copy
+import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from webhook_service.receiver.schemas import _EVENTS, _fast_load
+from webhook_service.errors import PayloadError
+from webhook_service.receiver.schemas import _EVENTS, _fast_load, parse_events
 from webhook_service.testing import make_event
 
 TYPES = ["contact.creation", "contact.propertyChange", "deal.merge", "contact.associationChange",
-         "object.creation", "conversation.newMessage", "bad type", "contact.privacyDeletion"]
+         "object.creation", "conversation.newMessage", "bad type", "contact.privacyDeletion",
+         "contact.creation\n"]
 FIELDS = ["eventId", "subscriptionId", "portalId", "appId", "occurredAt", "attemptNumber", "objectId",
           "objectTypeId", "propertyName", "propertyValue", "changeSource", "primaryObjectId", "mergedObjectIds",
           "fromObjectId", "toObjectId", "associationRemoved", "messageId", "subscriptionType", "extra"]
@@ -58,3 +62,22 @@ def test_the_fast_path_agrees_with_marshmallow(delivery):
 def test_a_usual_delivery_takes_the_fast_path():
     delivery = [make_event("contact.propertyChange", i, property="email", value=f"{i}@x") for i in range(100)]
     assert _fast_load(copy.deepcopy(delivery)) == _EVENTS.load(delivery)
+
+
+def test_the_depth_bound_holds_on_both_paths():
+    # Given a value nested 33 levels deep, in a usual delivery and in one with the eventType alias
+    deep = [[]]
+    for _ in range(31):
+        deep = [deep]
+    usual = [make_event("contact.creation", i, extra=deep) for i in range(3)]
+    legacy = {k: v for k, v in make_event("contact.creation", 9).items() if k != "subscriptionType"}
+    mixed = [*usual, {**legacy, "eventType": "contact.creation"}]  # the alias: marshmallow's alone
+    # Then the fast path leaves both to marshmallow, and both are refused, naming the field
+    assert _fast_load(copy.deepcopy(usual)) is None and _fast_load(copy.deepcopy(mixed)) is None
+    for delivery in (usual, mixed):
+        with pytest.raises(PayloadError, match="extra: values may nest at most 32"):
+            parse_events(json.dumps(delivery).encode())
+    # And one level less is accepted, by the fast path for the usual delivery
+    shallower = [{**event, "extra": deep[0]} for event in usual]
+    assert _fast_load(copy.deepcopy(shallower)) == _EVENTS.load(copy.deepcopy(shallower))
+    assert len(parse_events(json.dumps([*shallower, mixed[-1]]).encode())) == 4

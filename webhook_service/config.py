@@ -20,6 +20,10 @@ DEFAULT_WEBHOOK_TYPES = ("contact", "company", "deal", "conversation")
 DEFAULT_OAUTH_AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
 #: v3 when HubSpot sends it, else v1/v2 (private-app webhooks are documented with v1 only).
 DEFAULT_SIGNATURE_VERSIONS = ("v3", "v2", "v1")
+#: HubSpot sends at most 100 events in one request ("Each request can contain up to 100 events",
+#: https://developers.hubspot.com/docs/api/webhooks); the receiver answers 413 above the cap.
+DEFAULT_MAX_EVENTS_PER_DELIVERY = 100
+MIN_METRICS_TOKEN_LENGTH = 16
 DEFAULT_OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read")
 
 
@@ -60,6 +64,8 @@ class Config:
     ignore_sources: tuple[str, ...] = ()
     history_ttl: int = 7 * 86400
     signature_versions: tuple[str, ...] = DEFAULT_SIGNATURE_VERSIONS
+    max_events_per_delivery: int = DEFAULT_MAX_EVENTS_PER_DELIVERY
+    metrics_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
@@ -98,6 +104,9 @@ class Config:
             history_ttl=int(_number(env, "HUBHOOK_HISTORY_TTL", 7 * 86400)),
             signature_versions=_csv(env.get("HUBHOOK_SIGNATURE_VERSIONS", "").lower())
             or DEFAULT_SIGNATURE_VERSIONS,
+            max_events_per_delivery=int(_number(env, "HUBHOOK_MAX_EVENTS_PER_DELIVERY",
+                                                DEFAULT_MAX_EVENTS_PER_DELIVERY)),
+            metrics_token=env.get("HUBHOOK_METRICS_TOKEN", "").strip() or None,
         )
         return replace(config, **overrides).validated()
 
@@ -125,6 +134,9 @@ class Config:
                           ("HUBSPOT_OAUTH_AUTHORIZE_URL", self.oauth_authorize_url)):
             if url and urlparse(url).scheme not in ("http", "https"):
                 raise ConfigError(f"{name} must be a full http(s) URL, got {url[:60]!r}")
+        if self.max_events_per_delivery < 1:
+            raise ConfigError(f"HUBHOOK_MAX_EVENTS_PER_DELIVERY must be a whole number >= 1 (HubSpot "
+                              f"sends up to 100 a request), got {self.max_events_per_delivery}")
         if self.handlers and ":" not in self.handlers:
             raise ConfigError(f"HUBHOOK_HANDLERS must be module:attribute (e.g. myapp.hooks:router), "
                               f"got {self.handlers!r}")
@@ -132,6 +144,9 @@ class Config:
             raise ConfigError(f"HUBHOOK_SIGNATURE_VERSIONS must be v3 (strict: OAuth and project apps) or v3 "
                               f"with v1 and/or v2 (the default v3,v2,v1; a private app needs v1), "
                               f"got {','.join(self.signature_versions)[:40]!r}")
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+            raise ConfigError(f"HUBHOOK_METRICS_TOKEN must have at least {MIN_METRICS_TOKEN_LENGTH} "
+                              f"characters; make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
         return self
 
     def require_secret(self) -> "Config":

@@ -3,7 +3,10 @@
 Changes are grouped by object first (ten changes to one deal are one fetch), then every record of
 one (portal, type) is read in calls of 100 ids with the union of the properties its handlers
 declared, and every declared association type in v4 batch calls of 1,000 ids. Objects whose latest
-change is a deletion are not fetched at all: their record is None.
+change is a deletion are not fetched at all: their record is None. So are objects of a type hubhook
+has no API path for (a classic subscription type it does not know, such as ``appointment.creation``);
+types named by a type id or a ``p_`` name (``0-421``, ``2-123``, ``p_widgets``) are read through
+the generic CRM objects API, which takes those in its paths.
 
 A HubSpot error fails only what it concerns: a 403 MISSING_SCOPES or a 4xx fails that (portal,
 type) group; a 429, a 5xx after the client's retries or a missing token fails the rest of that
@@ -17,6 +20,7 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+from webhook_service import objects
 from webhook_service.errors import (
     HubSpotAPIError,
     NoToken,
@@ -64,7 +68,10 @@ def group_changes(events: Iterable[dict]) -> list[ObjectChanges]:
     """Group validated events by (portal, object type, object id), each group ordered by occurredAt."""
     groups: dict[tuple[int, str, str], ObjectChanges] = {}
     for event in events:
-        item = ObjectChanges(int(event["portalId"]), object_name(event), str(event["objectId"]))
+        name = object_name(event)
+        if name is None:  # the receiver drops these (objects.split_routable); never a key or a path here
+            continue
+        item = ObjectChanges(int(event["portalId"]), name, str(event["objectId"]))
         groups.setdefault(item.key, item).changes.append(event)
     for item in groups.values():
         item.changes.sort(key=lambda c: (c["occurredAt"], c.get("eventId", 0)))
@@ -90,7 +97,7 @@ def fetch_groups(client: HubSpotClient, work: list[tuple[ObjectChanges, list[Han
     links: dict[tuple[int, str, str], set[str]] = defaultdict(set)
     history: dict[tuple[int, str], set[str]] = defaultdict(set)   # for from_= filters only
     for item, handlers in work:
-        if item.deleted:
+        if item.deleted or not objects.is_known(item.object_type):  # unknown plain names have no API path
             continue
         scope = (item.portal_id, item.object_type)
         records[scope].add(item.object_id)

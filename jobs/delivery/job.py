@@ -15,6 +15,7 @@ import logging
 
 from redis.exceptions import RedisError
 
+from webhook_service import objects
 from webhook_service.errors import (
     MissingScopes,
     NoToken,
@@ -48,9 +49,10 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
     batch = batching.gather(ctx.redis, ctx.queue, events, source, attempt, job_timeout=ctx.config.job_timeout,
                             max_events=batching.limit(ctx.config.coalesce_max_events, ctx.router.handlers, events))
     try:
+        events = _routable(batch.events)
         if source == "webhook":  # so reconciliation polling does not deliver these changes a second time
-            reconcile.note_webhook_changes(ctx.redis, batch.events, ctx.config.reconcile_interval)
-        work = [(item, hs) for item in fetching.group_changes(dispatch.drop_echoes(ctx.config, batch.events))
+            reconcile.note_webhook_changes(ctx.redis, events, ctx.config.reconcile_interval)
+        work = [(item, hs) for item in fetching.group_changes(dispatch.drop_echoes(ctx.config, events))
                 if (hs := _handlers_for(ctx.router.handlers, item))]
         fetched, failed = fetching.fetch_groups(_client(ctx, source), work) if work else ({}, {})
         calls = failures = 0
@@ -88,6 +90,16 @@ def run_handler(handler_name: str, changes: list[dict], source: str = "webhook")
     except (RateLimited, MissingScopes, NoToken) as exc:  # no retry spent: rescheduled after the wait, or parked
         return parking.defer_running_handler(ctx.queue, ctx.config, handler_name, changes, source, item, exc)
     return {"handler": handler_name, "object": f"{item.object_type}:{item.object_id}"}
+
+
+def _routable(events: list[dict]) -> list[dict]:
+    """``events`` without those whose object type is not a well-formed name: the receiver drops them
+    before enqueueing, so only a job enqueued by an older version can hold one. Never retried."""
+    kept, dropped = objects.split_routable(events)
+    if dropped:
+        log.warning("dropped %d event(s) whose object type is not a well-formed HubSpot type name",
+                    len(dropped))
+    return kept
 
 
 def _handlers_for(handlers: list[Handler], item: ObjectChanges) -> list[Handler]:

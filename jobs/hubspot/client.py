@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,8 @@ log = logging.getLogger("hubhook.api")
 TIMEOUT = (3.05, 15)
 #: Seconds to wait after a 429 when there is no governor to ask, by policyName (FACTS.md section 4).
 POLICY_WAIT = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": 3600.0}
+#: What a record id put in a URL path must be, all of it (``fullmatch``).
+RECORD_ID = re.compile(r"[0-9]{1,20}")
 
 
 class HubSpotClient:
@@ -166,8 +169,8 @@ class HubSpotClient:
             portal_id: int | None = None) -> dict | None:
         """One record (follows merges), or None when HubSpot says it does not exist."""
         params = {"properties": ",".join(properties)} if properties else {}
-        response = self.request("GET", f"{self.objects_path(object_type)}/{object_id}", portal_id=portal_id,
-                                params=params, ok_statuses=(404,))
+        path = f"{self.objects_path(object_type)}/{_record_id(object_id)}"
+        response = self.request("GET", path, portal_id=portal_id, params=params, ok_statuses=(404,))
         return None if response.status_code == 404 else response.json()
 
     def batch_associations(self, from_type: str, to_type: str, ids: list[str], *,
@@ -189,13 +192,22 @@ class HubSpotClient:
 
     def get_thread(self, thread_id: str, *, portal_id: int | None = None) -> dict | None:
         """A conversations thread (conversation.* objectId is the thread id), or None when gone."""
-        response = self.request("GET", f"{self.threads_path()}/{thread_id}", portal_id=portal_id, ok_statuses=(404,))
+        response = self.request("GET", f"{self.threads_path()}/{_record_id(thread_id)}", portal_id=portal_id,
+                                ok_statuses=(404,))
         return None if response.status_code == 404 else response.json()
 
     def search(self, object_type: str, body: dict, *, portal_id: int | None = None) -> dict:
         """One page of CRM search (5 per second per account, counted in the search budget)."""
         return self.request("POST", self.objects_path(object_type) + "/search", portal_id=portal_id,
                             search=True, json=body).json()
+
+
+def _record_id(value: str | int) -> str:
+    """A record or thread id for a URL path: digits only (HubSpot's ids are numbers), all of it."""
+    text = str(value)
+    if not RECORD_ID.fullmatch(text):
+        raise ValueError(f"a HubSpot record id is a number, got {text[:40]!r}")
+    return text
 
 
 def _session(retry: Retry) -> requests.Session:

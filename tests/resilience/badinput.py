@@ -100,7 +100,7 @@ def rows(now_ms: int, internal_url: str) -> list[Row]:
         signed("invalid UTF-8", good.replace(b'"x"', b'"\xff\xfe"'), 400),
         signed("UTF-8 byte order mark", b"\xef\xbb\xbf" + good, 400),
         signed("truncated JSON", good[:-3], 400),
-        accepted("101 events (HubSpot sends at most 100)", [event() for _ in range(101)]),
+        signed("101 events (HubSpot sends at most 100)", encode([event() for _ in range(101)]), 413),
         accepted("duplicate keys: the last value wins",
                  edit=lambda b: b.replace(b'"changeSource"', b'"portalId":1,"changeSource"')),
         accepted("non-ASCII value, raw UTF-8", [event(propertyValue="Yllä 🎉")]),

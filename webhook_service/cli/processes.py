@@ -42,16 +42,22 @@ def cli() -> None:
 @cli.command()
 @click.option("--port", type=int, help="Port to listen on (default: $PORT or 8000).")
 @click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", 2)), show_default="2")
-@click.option("--threads", type=int, default=8, show_default=True)
-def web(port: int | None, workers: int, threads: int) -> None:
-    """Serve the webhook receiver (gunicorn, gthread) on $PORT."""
-    from webhook_service.receiver.metrics import prepare_metrics_dir
+@click.option("--connections", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Open connections each worker process holds at once (gevent's worker_connections).")
+@click.option("--threads", type=int, hidden=True, help="Ignored: the receiver runs gevent workers.")
+def web(port: int | None, workers: int, connections: int, threads: int | None) -> None:
+    """Serve the webhook receiver (gunicorn, gevent workers) on $PORT."""
+    from webhook_service.receiver import metrics_dir
 
     config = (replace(_config(), port=port) if port else _config()).require_secret()
+    if config.client_id:
+        from webhook_service.oauth.flow import redirect_uri
+        redirect_uri(config)  # an OAuth app needs its public callback URL from configuration
     gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    prepare_metrics_dir()  # before exec: every gunicorn worker must see the same PROMETHEUS_MULTIPROC_DIR
+    metrics_dir.prepare()  # before exec: every gunicorn worker must see the same PROMETHEUS_MULTIPROC_DIR
+    # gevent (gunicorn_conf.py): a client slow to send its headers holds a greenlet, not a thread
     argv = [gunicorn, "-c", "python:webhook_service.receiver.gunicorn_conf", "--bind", f"0.0.0.0:{config.port}",
-            "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+            "--worker-class", "gevent", "--workers", str(workers), "--worker-connections", str(connections),
             "--no-control-socket", "--graceful-timeout", "20", "--timeout", "30",
             "webhook_service.receiver.app:create_app()"]
     os.execv(gunicorn, argv)

@@ -1,13 +1,21 @@
 """HubSpot's OAuth 2 flow for a public app installed in many portals (FACTS.md 5).
 
-The install redirect carries an unguessable, single-use ``state`` kept in Redis for 10 minutes (a
-CSRF guard: a callback whose state we did not issue, or already used, is refused). Codes and refresh
+The install redirect carries a ``state`` (a CSRF guard: a callback whose state we did not issue, that is
+older than 10 minutes or already used, is refused). ``/oauth/install`` is public, so issuing a state
+writes nothing anywhere: the state is a random nonce and its issue time, signed with HMAC-SHA256 under
+a key derived from the app's client secret (itsdangerous), and any configured secret verifies it, so
+a rotation does not break installs in progress. Single use is enforced at the callback, and only for
+states that verify: their digests sit in one Redis sorted set, scored by expiry, pruned on every
+callback and capped at ``MAX_OPEN_INSTALLS``, so whatever a client sends, Redis holds at most about
+1 MB for this (a full set answers "try again in a few minutes", it never grows). The redirect URI is
+built from configuration only (``redirect_uri``), never from the request's ``Host``, which the client
+chooses. Codes and refresh
 tokens are exchanged at ``/oauth/v3/token`` with a form-encoded body: v3 is the endpoint HubSpot
 documents as current (v1 is legacy, with the same parameters, and goes unsupported with the other
 legacy paths). Access tokens live 30 minutes.
 
-Nothing here logs, returns in an error or puts in a Redis key any token, code or state: states are
-stored under their sha256 digest, and errors carry only HubSpot's error code and message.
+Nothing here logs, returns in an error or puts in a Redis key any token, code or state: used states
+are stored as a digest of their nonce, and errors carry only HubSpot's error code and message.
 """
 from __future__ import annotations
 
@@ -16,20 +24,29 @@ import json
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
-from urllib.parse import urlencode
+from enum import Enum
+from urllib.parse import urlencode, urlparse
 
 import requests
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis import Redis
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from webhook_service.config import Config
-from webhook_service.errors import HubSpotAPIError, TransientAPIError
+from webhook_service.errors import ConfigError, HubSpotAPIError, TransientAPIError
 
 TOKEN_PATH = "/oauth/v3/token"
+CALLBACK_PATH = "/oauth/callback"
+WEBHOOK_PATH = "/webhooks/hubspot"
 STATE_TTL = 600
+#: States used in the last STATE_TTL seconds that Redis remembers (about 100 bytes each): at most one
+#: install every 60 ms, sustained, before "try again in a few minutes".
+MAX_OPEN_INSTALLS = 10_000
+MAX_STATE_LENGTH = 200
 TIMEOUT = (3.05, 15)
 _PREFIX = "hubhook:oauth"
+_USED_KEY = f"{_PREFIX}:used-states"
 
 
 @dataclass(frozen=True)
@@ -70,21 +87,68 @@ def authorize_url(config: Config, state: str, redirect_uri: str) -> str:
     return f"{config.oauth_authorize_url}?{query}"
 
 
-def issue_state(redis: Redis, redirect_uri: str, ttl: int = STATE_TTL) -> str:
-    """A new single-use state; Redis remembers it (by digest) with the redirect URI it goes with."""
-    state = secrets.token_urlsafe(32)
-    redis.set(_state_key(state), redirect_uri, ex=ttl)
-    return state
+def redirect_uri(config: Config) -> str:
+    """Where HubSpot sends the admin back: ``HUBHOOK_OAUTH_REDIRECT_URL``, else ``/oauth/callback`` next to
+    ``HUBHOOK_WEBHOOK_URL`` (same origin, same path prefix). Never the request's ``Host``: a client picks
+    that, and HubSpot would carry the code to wherever it points. Raises ConfigError when neither is set."""
+    if config.oauth_redirect_url:
+        return config.oauth_redirect_url
+    if config.webhook_url:
+        public = urlparse(config.webhook_url)
+        prefix = public.path.removesuffix(WEBHOOK_PATH) if public.path.endswith(WEBHOOK_PATH) else ""
+        return f"{public.scheme}://{public.netloc}{prefix}{CALLBACK_PATH}"
+    raise ConfigError("HUBSPOT_CLIENT_ID is set but hubhook does not know its public address for the OAuth "
+                      "callback: set HUBHOOK_OAUTH_REDIRECT_URL to the redirect URL of the app's Auth tab "
+                      "(e.g. https://hooks.example.com/oauth/callback), or HUBHOOK_WEBHOOK_URL")
 
 
-def consume_state(redis: Redis, state: str | None) -> str | None:
-    """The redirect URI issued with ``state``, deleting it in the same step; None if unknown or used."""
-    if not state or len(state) > 200:
-        return None
-    found = redis.getdel(_state_key(state))
-    if found is None:
-        return None
-    return found.decode() if isinstance(found, bytes) else str(found)
+class StateCheck(Enum):
+    """What the callback learns from a state."""
+
+    OK = "ok"
+    INVALID = "invalid"    # not ours, tampered with, expired or missing
+    USED = "used"          # ours and fresh, but a callback already used it
+    BUSY = "busy"          # ours and fresh, but MAX_OPEN_INSTALLS states are already remembered
+
+
+def issue_state(config: Config) -> str:
+    """A new state for one install: a signed, timestamped nonce. Stores nothing."""
+    return _serializer(config).dumps(secrets.token_urlsafe(16))
+
+
+def consume_state(redis: Redis, config: Config, state: str | None, *, ttl: int = STATE_TTL,
+                  cap: int = MAX_OPEN_INSTALLS) -> StateCheck:
+    """Check ``state`` (ours, at most ``ttl`` seconds old) and mark it used, in one Redis step; at most
+    ``cap`` used states are remembered at once."""
+    if not state or len(state) > MAX_STATE_LENGTH:
+        return StateCheck.INVALID
+    try:
+        nonce = _serializer(config).loads(state, max_age=ttl)
+    except BadSignature:  # SignatureExpired is a BadSignature
+        return StateCheck.INVALID
+    if not isinstance(nonce, str):
+        return StateCheck.INVALID
+    digest = hashlib.sha256(nonce.encode()).hexdigest()[:32]
+    answer = redis.eval(_USE_STATE, 1, _USED_KEY, digest, f"{time.time():.3f}", ttl, cap)
+    return {1: StateCheck.OK, 0: StateCheck.USED}.get(int(answer), StateCheck.BUSY)
+
+
+#: Prune expired digests; refuse a used one; refuse when full; else remember it until it would expire.
+_USE_STATE = """
+local now, ttl, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+if redis.call('ZCARD', KEYS[1]) >= cap then return -1 end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('EXPIRE', KEYS[1], ttl + 60)
+return 1
+"""
+
+
+def _serializer(config: Config) -> URLSafeTimedSerializer:
+    """Signs with the first client secret, verifies with any (itsdangerous wants the newest last)."""
+    return URLSafeTimedSerializer(list(reversed(config.client_secrets)), salt="hubhook.oauth.state",
+                                  signer_kwargs={"digest_method": hashlib.sha256})
 
 
 def exchange_code(config: Config, code: str, redirect_uri: str) -> TokenSet:
@@ -137,7 +201,3 @@ def _session() -> requests.Session:
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
     return session
-
-
-def _state_key(state: str) -> str:
-    return f"{_PREFIX}:state:{hashlib.sha256(state.encode()).hexdigest()}"

@@ -3,14 +3,14 @@
 ``GET /oauth/install`` sends the browser to HubSpot's consent screen; HubSpot sends it back to
 ``GET /oauth/callback?code=...&state=...``, where the state is checked and used up, the code is
 exchanged, and the portal's tokens are stored (encrypted) for the workers. These routes call
-HubSpot, unlike the webhook route; they run once per installation, never per delivery.
+HubSpot, unlike the webhook route; they run once per installation, never per delivery. Both are
+public, so neither lets a client grow Redis (see ``oauth``) or choose the redirect URI.
 """
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlparse
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
@@ -23,27 +23,11 @@ log = logging.getLogger("hubhook.oauth")
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 
 
-def _redirect_uri() -> str:
-    """HUBHOOK_OAUTH_REDIRECT_URL; else the public origin of HUBHOOK_WEBHOOK_URL; else this request's."""
-    config = current_app.config["HUBHOOK"]
-    if config.oauth_redirect_url:
-        return config.oauth_redirect_url
-    if config.webhook_url:
-        public = urlparse(config.webhook_url)
-        return f"{public.scheme}://{public.netloc}{url_for('oauth.callback')}"
-    return url_for("oauth.callback", _external=True)
-
-
 @bp.get("/install")
 def install() -> ResponseReturnValue:
     config = current_app.config["HUBHOOK"]
-    redirect_uri = _redirect_uri()
-    try:
-        state = oauth.issue_state(current_app.extensions["hubhook.redis"], redirect_uri)
-    except RedisError as exc:
-        log.error("OAuth install not started: Redis unavailable (%s)", type(exc).__name__)
-        return error(503, "Redis is unavailable; try again shortly")
-    return redirect(oauth.authorize_url(config, state, redirect_uri), code=302)
+    redirect_uri = oauth.redirect_uri(config)  # checked at start (create_app): from configuration only
+    return redirect(oauth.authorize_url(config, oauth.issue_state(config), redirect_uri), code=302)
 
 
 @bp.get("/callback")
@@ -53,17 +37,25 @@ def callback() -> tuple[Response, int]:
     denied = request.args.get("error")
     if denied:
         return error(400, f"HubSpot did not authorize the app: {denied[:100]}")
-    try:
-        redirect_uri = oauth.consume_state(redis, request.args.get("state"))
-    except RedisError as exc:
-        log.error("OAuth callback refused: Redis unavailable (%s)", type(exc).__name__)
-        return error(503, "Redis is unavailable; start again at /oauth/install shortly")
-    if redirect_uri is None:
-        log.warning("OAuth callback refused: unknown, expired or already used state")
-        return error(400, "unknown, expired or already used state; start again at /oauth/install")
     code = request.args.get("code")
     if not code:
         return error(400, "the callback carries no code; start again at /oauth/install")
+    try:
+        checked = oauth.consume_state(redis, config, request.args.get("state"))
+    except RedisError as exc:
+        log.error("OAuth callback refused: Redis unavailable (%s)", type(exc).__name__)
+        return error(503, "Redis is unavailable; start again at /oauth/install shortly")
+    if checked is oauth.StateCheck.BUSY:
+        log.warning("OAuth callback refused: %s installs in the last %s s", oauth.MAX_OPEN_INSTALLS,
+                    oauth.STATE_TTL)
+        response, status = error(429, "too many installs in progress; start again at /oauth/install in a few "
+                                      "minutes")
+        response.headers["Retry-After"] = str(oauth.STATE_TTL)
+        return response, status
+    if checked is not oauth.StateCheck.OK:
+        log.warning("OAuth callback refused: unknown, expired or already used state")
+        return error(400, "unknown, expired or already used state; start again at /oauth/install")
+    redirect_uri = oauth.redirect_uri(config)
     try:
         tokens = oauth.exchange_code(config, code, redirect_uri)
         TokenStore(redis, config).save(tokens)

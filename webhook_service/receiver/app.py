@@ -23,6 +23,9 @@ def create_app(config: Config | None = None) -> Flask:
     from webhook_service.connection import queue, redis_client  # webhook_service never imports jobs at module level
 
     config = (config or Config.from_env()).require_secret()
+    if config.client_id:
+        from webhook_service.oauth.flow import redirect_uri
+        redirect_uri(config)  # an OAuth app without a public address stops here, naming the setting
     app = Flask("webhook_service")
     # The cap + 1: a chunked body is cut there silently, so the view can tell "at the cap" from "over it".
     app.config.update(HUBHOOK=config, MAX_CONTENT_LENGTH=config.max_body_bytes + 1, JSON_SORT_KEYS=False)
@@ -31,7 +34,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["hubhook.queue"] = queue(config, redis)
     app.register_blueprint(bp)
     app.register_blueprint(metrics_bp)
-    logs.add_secrets([*config.client_secrets, config.access_token])
+    logs.add_secrets([*config.client_secrets, config.access_token, config.metrics_token])
     if config.client_id:  # an OAuth app: /oauth/install and /oauth/callback
         from webhook_service.oauth.routes import bp as oauth_bp
         app.register_blueprint(oauth_bp)

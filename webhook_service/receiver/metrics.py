@@ -7,14 +7,18 @@ handler and API figures and poll lag are read from Redis at scrape time by ``web
 are cluster-wide, so with several web hosts take their ``max``, not their ``sum``.
 
 Without ``PROMETHEUS_MULTIPROC_DIR`` (tests, ``flask run``) the counters are this process's own.
+
+The scrape shows handler module paths, custom object names, portal ids and dead-letter counts, and it
+runs Redis reads, so it is not for whoever reaches the webhook listener: it answers only a request
+carrying ``Authorization: Bearer $HUBHOOK_METRICS_TOKEN``, and without that setting it is off (404).
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import os
-import tempfile
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -30,14 +34,17 @@ RECEIVED = Counter("hubhook_deliveries_received", "Deliveries HubSpot posted to 
 REJECTED = Counter("hubhook_deliveries_rejected", "Deliveries answered with an error, by reason.", ["reason"],
                    registry=None)
 DUPLICATES = Counter("hubhook_duplicates_dropped", "Redelivered events dropped before enqueueing.", registry=None)
-STALE = Counter("hubhook_stale_events_dropped",
-                "Events older than the dedupe window dropped before enqueueing (replays).", registry=None)
 ENQUEUED = Counter("hubhook_events_enqueued", "Events enqueued by the receiver.", registry=None)
+EVENTS_DROPPED = Counter("hubhook_events_dropped", "Events of accepted deliveries dropped before enqueueing, "
+                         "by reason (object_type: not a well-formed HubSpot object type name; stale: older "
+                         "than the dedupe window, so a replay).", ["reason"], registry=None)
 LATENCY = Histogram("hubhook_delivery_seconds", "Time the receiver took to answer a delivery.", registry=None,
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
-LOCAL = (RECEIVED, REJECTED, DUPLICATES, STALE, ENQUEUED, LATENCY)
+LOCAL = (RECEIVED, REJECTED, DUPLICATES, ENQUEUED, LATENCY, EVENTS_DROPPED)
 for _reason in REJECT_REASONS:
     REJECTED.labels(_reason)  # every reason is exported from the start, at 0
+EVENTS_DROPPED.labels("object_type")
+EVENTS_DROPPED.labels("stale")
 
 bp = Blueprint("hubhook_metrics", __name__)
 
@@ -51,19 +58,14 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def prepare_metrics_dir() -> str:
-    """Before gunicorn starts (``hubhook web``): a fresh directory, or the operator's one wiped of old
-    ``*.db`` files, whose counters would otherwise be added to the new ones."""
-    given = multiprocess_dir()
-    if given:
-        os.makedirs(given, exist_ok=True)
-        for name in os.listdir(given):
-            if name.endswith(".db"):
-                os.remove(os.path.join(given, name))
-        return given
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hubhook-metrics-")
-    os.environ["HUBHOOK_OWNS_METRICS_DIR"] = "1"  # gunicorn_conf.on_exit removes it
-    return os.environ["PROMETHEUS_MULTIPROC_DIR"]
+def bearer_authorized() -> bool:
+    """Whether this request carries ``Authorization: Bearer <HUBHOOK_METRICS_TOKEN>`` (constant-time check);
+    always False when no token is configured."""
+    token = current_app.config["HUBHOOK"].metrics_token
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def registry_for_scrape() -> CollectorRegistry:
@@ -82,6 +84,18 @@ def registry_for_scrape() -> CollectorRegistry:
 
 
 @bp.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text format; never fails because Redis or a key is missing (see ``hubhook_redis_up``)."""
+def metrics() -> Response | tuple[Response, int]:
+    """Prometheus text format, for the bearer of the metrics token; never fails because Redis or a key is
+    missing (see ``hubhook_redis_up``)."""
+    from webhook_service.receiver.routes import error
+
+    if not current_app.config["HUBHOOK"].metrics_token:
+        return error(404, "metrics are off on this listener: set HUBHOOK_METRICS_TOKEN and scrape with "
+                          "'Authorization: Bearer <token>'")
+    if not bearer_authorized():
+        log.warning("metrics scrape refused: missing or wrong bearer token")
+        response, status = error(401, "send 'Authorization: Bearer <HUBHOOK_METRICS_TOKEN>' to read the "
+                                      "metrics")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="hubhook metrics"'
+        return response, status
     return Response(generate_latest(registry_for_scrape()), mimetype=CONTENT_TYPE_LATEST)

@@ -17,7 +17,8 @@ from webhook_service.receiver import signature
 from webhook_service.errors import PayloadError, SignatureError
 from webhook_service.receiver.intake import drop_stale, enqueue_delivery
 from webhook_service.logs import describe_events, fields
-from webhook_service.receiver.schemas import parse_events
+from webhook_service.objects import split_routable
+from webhook_service.receiver.schemas import TooManyEvents, parse_events
 
 log = logging.getLogger("hubhook.receiver")
 bp = Blueprint("hubhook", __name__)
@@ -92,11 +93,17 @@ def receive() -> tuple[Response, int]:
         version = signature.verify(request.headers, body, secrets=config.client_secrets,
                                    method=request.method, uri=_signed_uri(),
                                    versions=config.signature_versions)
-        events = parse_events(body)
+        events = parse_events(body, max_events=config.max_events_per_delivery)
     except SignatureError as exc:
         return refuse(401, "signature", str(exc), started)
+    except TooManyEvents as exc:
+        return refuse(413, "too_large", str(exc), started)
     except PayloadError as exc:
         return refuse(400, "payload", str(exc), started)
+    received = len(events)
+    events, unroutable = split_routable(events)
+    if unroutable:
+        drop_unroutable(unroutable)
     fresh, stale = drop_stale(events, config.dedupe_ttl)  # replays: older than any digest still kept
     try:
         result = enqueue_delivery(current_app.extensions["hubhook.redis"], current_app.extensions["hubhook.queue"],
@@ -112,14 +119,22 @@ def receive() -> tuple[Response, int]:
         return response, status
     metrics.ENQUEUED.inc(result.enqueued)
     metrics.DUPLICATES.inc(result.duplicates)
-    metrics.STALE.inc(stale)
+    metrics.EVENTS_DROPPED.labels("stale").inc(stale)
     seconds = time.perf_counter() - started
     metrics.LATENCY.observe(seconds)
     log.log(logging.WARNING if stale else logging.INFO, "delivery accepted", extra=fields(
-        status=200, events=len(events), enqueued=result.enqueued, duplicates=result.duplicates, stale=stale,
+        status=200, events=received, enqueued=result.enqueued, duplicates=result.duplicates, stale=stale,
         job=result.job_id, signature=version, ms=round(seconds * 1000, 2), **describe_events(events)))
-    return jsonify({"received": len(events), "enqueued": result.enqueued,
+    return jsonify({"received": received, "enqueued": result.enqueued,
                     "duplicates": result.duplicates, "stale": stale, "job": result.job_id}), 200
+
+
+def drop_unroutable(events: list[dict]) -> None:
+    """Count and log (one line) events whose object type is not a well-formed name: they are not enqueued."""
+    metrics.EVENTS_DROPPED.labels("object_type").inc(len(events))
+    type_ids = list(dict.fromkeys(repr(e["objectTypeId"])[:70] for e in events if "objectTypeId" in e))[:5]
+    log.warning("events dropped: object type is not a well-formed HubSpot type name", extra=fields(
+        reason="object_type", dropped=len(events), object_type_ids=type_ids, **describe_events(events)))
 
 
 def refuse(status: int, reason: str, message: str, started: float | None = None, events: list[dict] = (),
@@ -137,12 +152,18 @@ def refuse(status: int, reason: str, message: str, started: float | None = None,
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    """Redis reachable, plus how much work waits: queued jobs, pending events, the oldest job's age."""
+    """What a load balancer needs: 200 when Redis answers, 503 when it does not. How much work waits
+    (queued jobs, pending events, the oldest job's age) is shown only to the bearer of the metrics token,
+    like ``/metrics``, where the same figures are."""
     # webhook_service never imports jobs at module level
     from webhook_service.operator.status_report import queue_head
 
+    redis = current_app.extensions["hubhook.redis"]
     try:
-        head = queue_head(current_app.extensions["hubhook.redis"], current_app.extensions["hubhook.queue"])
+        if not metrics.bearer_authorized():
+            redis.ping()
+            return jsonify({"status": "ok", "redis": "ok"}), 200
+        head = queue_head(redis, current_app.extensions["hubhook.queue"])
     except RedisError as exc:
         return jsonify({"status": "unavailable", "redis": type(exc).__name__}), 503
     return jsonify({"status": "ok", "redis": "ok", "queue": head.name, "queued_jobs": head.queued,

@@ -5,6 +5,9 @@ carries, plus the fields each action requires, checked in ``validates_schema`` (
 validators that return False, so every check raises). Unknown extra fields are kept: HubSpot adds
 fields over time and handlers may want them. The older ``eventType`` key is copied to
 ``subscriptionType`` so the rest of hubhook reads one name.
+
+Two bounds keep every later step cheap and safe: at most ``max_events`` events a delivery (the
+receiver passes HUBHOOK_MAX_EVENTS_PER_DELIVERY) and values nested at most MAX_VALUE_DEPTH deep.
 """
 from __future__ import annotations
 
@@ -23,7 +26,12 @@ from webhook_service import objects
 from webhook_service.errors import PayloadError
 
 _ID = validate.Range(min=0, max=2**63 - 1)
-_SUBSCRIPTION = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[A-Za-z]{1,64}$")
+# \Z, not $: "$" also matches before a trailing newline, and "contact.creation\n" is not HubSpot's.
+_SUBSCRIPTION = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z]{1,64}\Z")
+#: How deeply arrays and objects may nest inside one event field's value (``[]`` is 1). HubSpot's own
+#: fields nest at most 1 (``mergedObjectIds``); a value nested near Python's recursion limit would parse
+#: and then fail every later json.dumps (the RQ job, the logs) with RecursionError.
+MAX_VALUE_DEPTH = 32
 
 # Fields an action needs beyond the envelope (FACTS.md 2.4, 2.5).
 _REQUIRED_BY_ACTION = {
@@ -187,6 +195,8 @@ def _fast_load(data: list) -> list[dict] | None:
                 _ONE._check_action_fields(event)
     except ValidationError:
         return None
+    if _too_deep(data, present) is not None:  # marshmallow loads it, then parse_events names the field
+        return None
     for name, default in _DEFAULTS.items():  # only once every event passed: marshmallow sees the body as sent
         if not (uniform and name in present):
             for event in data:
@@ -210,8 +220,13 @@ def _no_constants(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constants)
 
 
-def parse_events(body: bytes) -> list[dict]:
-    """Parse and validate a delivery body; return the events as plain JSON-safe dicts or raise PayloadError."""
+class TooManyEvents(PayloadError):
+    """A delivery holds more events than HUBHOOK_MAX_EVENTS_PER_DELIVERY; the receiver answers 413."""
+
+
+def parse_events(body: bytes, *, max_events: int | None = None) -> list[dict]:
+    """Parse and validate a delivery body; return the events as plain JSON-safe dicts or raise PayloadError
+    (TooManyEvents above ``max_events`` events; None: no cap)."""
     try:
         data = _DECODER.decode(body.decode("utf-8"))
     except PayloadError:
@@ -222,12 +237,55 @@ def parse_events(body: bytes) -> list[dict]:
         raise PayloadError(f"body is not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(data, list) or not data:
         raise PayloadError("body must be a non-empty JSON array of HubSpot events")
+    if max_events is not None and len(data) > max_events:
+        raise TooManyEvents(f"delivery holds {len(data)} events; at most {max_events} are accepted (HubSpot "
+                            f"sends up to 100 a request; HUBHOOK_MAX_EVENTS_PER_DELIVERY raises the cap)")
     try:
-        return _fast_load(data) or _EVENTS.load(data)
+        fast = _fast_load(data)
+        if fast is not None:
+            return fast
+        events = _EVENTS.load(data)
     except ValidationError as exc:
         raise PayloadError(f"events do not match HubSpot's shape: {_first_error(exc.messages)}") from None
     except RecursionError:
         raise PayloadError("body is nested too deeply") from None
+    deep = _too_deep(events, set().union(*events))
+    if deep is not None:
+        raise PayloadError(f"{deep[:64]}: values may nest at most {MAX_VALUE_DEPTH} arrays or objects deep")
+    return events
+
+
+# -- depth: only fields that may hold arrays or objects are walked ------------------------------
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_CONTAINER_TYPES = frozenset({dict, list})
+_SCALAR_FIELDS = (fields.Integer, fields.String, fields.Boolean)
+#: Fields the schema loads as scalars or lists of scalars (``mergedObjectIds``): once an event loaded
+#: (either path), their values nest at most 1 deep, so they are never walked.
+_SHALLOW_KEYS = frozenset(f.data_key or name for name, f in _ONE.load_fields.items()
+                          if type(f) in _SCALAR_FIELDS
+                          or (type(f) is fields.List and type(f.inner) in _SCALAR_FIELDS))
+
+
+def _too_deep(events: list[dict], keys: set) -> str | None:
+    """The first field whose values nest deeper than MAX_VALUE_DEPTH, or None. ``keys``: every field
+    the events carry. The usual delivery costs one set difference: it has no field left to walk."""
+    for key in keys - _SHALLOW_KEYS:
+        column = [event[key] for event in events if key in event]
+        if not _SCALAR_TYPES.issuperset(map(type, column)) and _deeper_than(column, MAX_VALUE_DEPTH):
+            return str(key)
+    return None
+
+
+def _deeper_than(values: list, limit: int) -> bool:
+    """True when some value nests arrays/objects more than ``limit`` levels (``[]`` is 1). One level
+    at a time: no recursion, and the walk stops at the first level past the limit."""
+    level = [v for v in values if type(v) in _CONTAINER_TYPES]
+    for _ in range(limit):
+        if not level:
+            return False
+        inner = chain.from_iterable(v.values() if type(v) is dict else v for v in level)
+        level = [v for v in inner if type(v) in _CONTAINER_TYPES]
+    return bool(level)
 
 
 def _first_error(messages: Any) -> str:
