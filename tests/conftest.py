@@ -44,10 +44,16 @@ def hubspot() -> Iterator[FakeHubSpot]:
         yield fake
 
 
+#: /metrics answers only this bearer (HUBHOOK_METRICS_TOKEN).
+METRICS_TOKEN = "suite-metrics-token-0123456789"
+METRICS_BEARER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 @pytest.fixture
 def config(redis_server: RedisProcess, hubspot: FakeHubSpot, redis: Redis) -> Config:
     return Config(redis_url=redis_server.url, client_secrets=(SECRET,), access_token=TOKEN,
-                  api_base_url=hubspot.url, handler_retries=(0, 0), webhook_url="https://hooks.example.com/webhooks/hubspot")
+                  api_base_url=hubspot.url, handler_retries=(0, 0), webhook_url="https://hooks.example.com/webhooks/hubspot",
+                  metrics_token=METRICS_TOKEN)
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ def test_metrics_are_off_without_a_token_and_answer_only_its_bearer(config, redi
     stats.count("handler_runs", handler="myapp.secret_module.on_change")
     stats.flush(redis)
     # When no HUBHOOK_METRICS_TOKEN is set, /metrics is not served and says which setting turns it on
-    off = create_app(config).test_client().get("/metrics", headers=BEARER)
+    off = create_app(dataclasses.replace(config, metrics_token=None)).test_client().get("/metrics", headers=BEARER)
     assert off.status_code == 404 and off.is_json and "HUBHOOK_METRICS_TOKEN" in off.json["error"]
     # When a token is set, a scrape without it or with another one is a 401 that shows nothing
     client = create_app(dataclasses.replace(config, metrics_token=METRICS_TOKEN)).test_client()

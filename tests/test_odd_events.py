@@ -25,7 +25,7 @@ from webhook_service import Router
 from webhook_service.receiver.app import create_app
 from webhook_service.testing import make_event, post_delivery
 
-from .conftest import SECRET, drain, free_port
+from .conftest import METRICS_BEARER, SECRET, drain, free_port
 
 PATH = "/webhooks/hubspot"
 MISSING_SCOPES = {"status": "error", "category": "MISSING_SCOPES",
@@ -51,7 +51,7 @@ def receiver(config) -> Iterator[tuple[str, object]]:
 
 def dropped_count(url: str) -> float:
     """``hubhook_events_dropped_total{reason="object_type"}`` as the receiver's /metrics reports it."""
-    text = requests.get(url.replace(PATH, "/metrics"), timeout=10).text
+    text = requests.get(url.replace(PATH, "/metrics"), headers=METRICS_BEARER, timeout=10).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "hubhook_events_dropped_total" and sample.labels == {"reason": "object_type"}:

@@ -12,7 +12,7 @@ from webhook_service.config import Config
 from webhook_service.errors import ConfigError
 from webhook_service.testing import make_event, signed_delivery
 
-from .conftest import SECRET, free_port
+from .conftest import METRICS_BEARER, SECRET, free_port
 
 PATH = "/webhooks/hubspot"
 
@@ -187,7 +187,7 @@ def test_events_older_than_the_dedupe_window_are_never_enqueued(client, config, 
 
 
 def stale_metric(client) -> float:
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=METRICS_BEARER).get_data(as_text=True)
     return float(next(line.split()[1] for line in text.splitlines()
                       if line.startswith('hubhook_events_dropped_total{reason="stale"} ')))
 
