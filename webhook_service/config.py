@@ -1,14 +1,16 @@
 """One Config, read from the environment once.
 
-Only ``Config.from_env`` touches ``os.environ``; tests and tools build a Config directly. Every
-default is written here and in the README's configuration table.
+Only ``Config.from_env`` reads ``os.environ``; tests and tools build a Config directly. Every default
+is written once, as the dataclass field's default; ``ENVIRONMENT`` says which variable sets which field
+and how its text is read, and tests/test_config_table.py checks the README's configuration table
+against both.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import overload
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from webhook_service.errors import ConfigError
@@ -52,6 +54,13 @@ class Config:
     burst_limit: int = 100
     search_limit: int = 5
     port: int = 8000
+    web_concurrency: int = 2            # gunicorn worker processes of ``hubhook web``
+    log_level: str = "INFO"
+    log_format: str = "json"            # or "text"
+    metrics_dir: str | None = None      # PROMETHEUS_MULTIPROC_DIR; None: ``hubhook web`` makes a temporary one
+    #: Names of the variables the environment set (from_env), for the one choice that depends on it:
+    #: ``hubhook run`` starts its own Redis unless REDIS_URL is one.
+    variables_set: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     portal_id: int = 0
     client_id: str | None = None
     oauth_scopes: tuple[str, ...] = DEFAULT_OAUTH_SCOPES
@@ -69,45 +78,18 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
-        """Read the environment; raise ConfigError naming the variable and the fix on bad values."""
+        """Read the environment; raise ConfigError naming the variable and the fix on bad values.
+
+        Each variable of ``ENVIRONMENT`` that is set becomes its field; an unset one (or an empty one,
+        for most) leaves the field's default above, so every default is written once, in the dataclass.
+        """
         env = os.environ if environ is None else environ
-        secrets = tuple(s.strip() for s in env.get("HUBSPOT_CLIENT_SECRET", "").split(",") if s.strip())
-        config = cls(
-            redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
-            client_secrets=secrets,
-            access_token=env.get("HUBSPOT_ACCESS_TOKEN") or None,
-            api_base_url=env.get("HUBSPOT_API_BASE_URL", DEFAULT_API_BASE_URL).rstrip("/"),
-            api_version=env.get("HUBSPOT_API_VERSION", DEFAULT_API_VERSION),
-            handlers=env.get("HUBHOOK_HANDLERS") or None,
-            webhook_url=env.get("HUBHOOK_WEBHOOK_URL") or None,
-            webhook_types=_csv(env.get("HUBHOOK_WEBHOOK_TYPES")) or DEFAULT_WEBHOOK_TYPES,
-            poll_interval=_number(env, "HUBHOOK_POLL_INTERVAL", 60.0),
-            poll_lookback=_number(env, "HUBHOOK_POLL_LOOKBACK", 120.0),
-            archive_sweep_interval=_number(env, "HUBHOOK_ARCHIVE_SWEEP_INTERVAL", 600.0),
-            poll_lock_ttl=_number(env, "HUBHOOK_POLL_LOCK_TTL", 30.0),
-            reconcile_interval=_number(env, "HUBHOOK_RECONCILE_INTERVAL", None),
-            burst_limit=int(_number(env, "HUBSPOT_BURST_LIMIT", 100)),
-            search_limit=int(_number(env, "HUBSPOT_SEARCH_LIMIT", 5)),
-            handler_retries=_delays(env.get("HUBHOOK_HANDLER_RETRIES")) or cls.handler_retries,
-            job_timeout=int(_number(env, "HUBHOOK_JOB_TIMEOUT", 60)),
-            port=int(_number(env, "PORT", 8000)),
-            portal_id=int(_number(env, "HUBSPOT_PORTAL_ID", 0)),
-            client_id=env.get("HUBSPOT_CLIENT_ID") or None,
-            oauth_scopes=_csv(env.get("HUBHOOK_OAUTH_SCOPES", "").replace(" ", ",")) or DEFAULT_OAUTH_SCOPES,
-            oauth_redirect_url=env.get("HUBHOOK_OAUTH_REDIRECT_URL") or None,
-            oauth_authorize_url=env.get("HUBSPOT_OAUTH_AUTHORIZE_URL") or DEFAULT_OAUTH_AUTHORIZE_URL,
-            poll_share=_number(env, "HUBHOOK_POLL_SHARE", 0.5),
-            coalesce_max_events=int(_number(env, "HUBHOOK_COALESCE_MAX_EVENTS", 1000)),
-            max_queue_depth=int(_number(env, "HUBHOOK_MAX_QUEUE_DEPTH", 100_000)),
-            backpressure_retry_after=int(_number(env, "HUBHOOK_BACKPRESSURE_RETRY_AFTER", 60)),
-            ignore_sources=_csv(env.get("HUBHOOK_IGNORE_SOURCES")),
-            history_ttl=int(_number(env, "HUBHOOK_HISTORY_TTL", 7 * 86400)),
-            signature_versions=_csv(env.get("HUBHOOK_SIGNATURE_VERSIONS", "").lower())
-            or DEFAULT_SIGNATURE_VERSIONS,
-            max_events_per_delivery=int(_number(env, "HUBHOOK_MAX_EVENTS_PER_DELIVERY",
-                                                DEFAULT_MAX_EVENTS_PER_DELIVERY)),
-            metrics_token=env.get("HUBHOOK_METRICS_TOKEN", "").strip() or None,
-        )
+        values: dict[str, Any] = {}
+        for variable in ENVIRONMENT:
+            raw = env.get(variable.name)
+            if raw is not None and (value := variable.parse(variable.name, raw)) is not UNSET:
+                values[variable.field] = value
+        config = cls(**values, variables_set=frozenset(v.name for v in ENVIRONMENT if v.field in values))
         return replace(config, **overrides).validated()
 
     def validated(self) -> "Config":
@@ -179,14 +161,10 @@ def _is_dated_version(value: str) -> bool:
     return len(year) == 4 and year.isdigit() and month in ("03", "09")
 
 
-@overload
-def _number(env: Mapping[str, str], name: str, default: float) -> float: ...
-@overload
-def _number(env: Mapping[str, str], name: str, default: None) -> float | None: ...
-def _number(env: Mapping[str, str], name: str, default: float | None) -> float | None:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _number(name: str, raw: str) -> float | None:
+    """A non-negative number; None for an empty value."""
+    if raw.strip() == "":
+        return None
     try:
         value = float(raw)
     except ValueError:
@@ -194,3 +172,101 @@ def _number(env: Mapping[str, str], name: str, default: float | None) -> float |
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+#: What a parser returns for "not set": the field keeps its default.
+UNSET: Any = object()
+
+
+def _verbatim(name: str, raw: str) -> str:
+    """The text as given, even empty (``validated`` then names the variable)."""
+    return raw
+
+
+def _url(name: str, raw: str) -> str:
+    return raw.rstrip("/")
+
+
+def _text(name: str, raw: str) -> str:
+    """The text; empty means unset."""
+    return raw or UNSET
+
+
+def _token(name: str, raw: str) -> str:
+    return raw.strip() or UNSET
+
+
+def _list(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated; empty means unset."""
+    return _csv(raw) or UNSET
+
+
+def _scopes(name: str, raw: str) -> tuple[str, ...]:
+    return _csv(raw.replace(" ", ",")) or UNSET
+
+
+def _versions(name: str, raw: str) -> tuple[str, ...]:
+    return _csv(raw.lower()) or UNSET
+
+
+def _seconds(name: str, raw: str) -> float:
+    value = _number(name, raw)
+    return UNSET if value is None else value
+
+
+def _whole(name: str, raw: str) -> int:
+    value = _number(name, raw)
+    return UNSET if value is None else int(value)
+
+
+def _retries(name: str, raw: str) -> tuple[int, ...]:
+    return _delays(raw) or UNSET
+
+
+class Variable(NamedTuple):
+    """One environment variable: the Config field it sets and how its text becomes the value."""
+
+    name: str
+    field: str
+    parse: Callable[[str, str], Any]   # (variable name, text) -> value, or UNSET to keep the default
+
+
+#: Every variable hubhook reads, in the README table's order.
+ENVIRONMENT: tuple[Variable, ...] = (
+    Variable("REDIS_URL", "redis_url", _verbatim),
+    Variable("HUBSPOT_CLIENT_SECRET", "client_secrets", _list),
+    Variable("HUBSPOT_ACCESS_TOKEN", "access_token", _text),
+    Variable("HUBSPOT_CLIENT_ID", "client_id", _text),
+    Variable("HUBHOOK_OAUTH_SCOPES", "oauth_scopes", _scopes),
+    Variable("HUBHOOK_OAUTH_REDIRECT_URL", "oauth_redirect_url", _text),
+    Variable("HUBSPOT_OAUTH_AUTHORIZE_URL", "oauth_authorize_url", _text),
+    Variable("HUBSPOT_API_BASE_URL", "api_base_url", _url),
+    Variable("HUBSPOT_API_VERSION", "api_version", _verbatim),
+    Variable("HUBSPOT_PORTAL_ID", "portal_id", _whole),
+    Variable("HUBHOOK_HANDLERS", "handlers", _text),
+    Variable("HUBHOOK_WEBHOOK_URL", "webhook_url", _text),
+    Variable("HUBHOOK_HANDLER_RETRIES", "handler_retries", _retries),
+    Variable("HUBHOOK_JOB_TIMEOUT", "job_timeout", _whole),
+    Variable("HUBHOOK_WEBHOOK_TYPES", "webhook_types", _list),
+    Variable("HUBHOOK_POLL_INTERVAL", "poll_interval", _seconds),
+    Variable("HUBHOOK_POLL_LOOKBACK", "poll_lookback", _seconds),
+    Variable("HUBHOOK_ARCHIVE_SWEEP_INTERVAL", "archive_sweep_interval", _seconds),
+    Variable("HUBHOOK_RECONCILE_INTERVAL", "reconcile_interval", _seconds),
+    Variable("HUBHOOK_POLL_LOCK_TTL", "poll_lock_ttl", _seconds),
+    Variable("HUBSPOT_BURST_LIMIT", "burst_limit", _whole),
+    Variable("HUBSPOT_SEARCH_LIMIT", "search_limit", _whole),
+    Variable("HUBHOOK_POLL_SHARE", "poll_share", _seconds),
+    Variable("HUBHOOK_COALESCE_MAX_EVENTS", "coalesce_max_events", _whole),
+    Variable("PORT", "port", _whole),
+    Variable("WEB_CONCURRENCY", "web_concurrency", _whole),
+    Variable("HUBHOOK_LOG_LEVEL", "log_level", _text),
+    Variable("HUBHOOK_LOG_FORMAT", "log_format", _text),
+    Variable("HUBHOOK_MAX_QUEUE_DEPTH", "max_queue_depth", _whole),
+    Variable("HUBHOOK_BACKPRESSURE_RETRY_AFTER", "backpressure_retry_after", _whole),
+    Variable("HUBHOOK_IGNORE_SOURCES", "ignore_sources", _list),
+    Variable("HUBHOOK_HISTORY_TTL", "history_ttl", _whole),
+    Variable("HUBHOOK_SIGNATURE_VERSIONS", "signature_versions", _versions),
+    Variable("HUBHOOK_MAX_EVENTS_PER_DELIVERY", "max_events_per_delivery", _whole),
+    Variable("PROMETHEUS_MULTIPROC_DIR", "metrics_dir", _text),
+    Variable("HUBHOOK_METRICS_TOKEN", "metrics_token", _token),
+)

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from webhook_service.config import Config
+
 FIELDS = "hubhook"
 #: One encoder: json.dumps with options builds a new one per call, a third of a line's cost.
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
@@ -119,12 +121,12 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def formatter(fmt: str = "json") -> logging.Formatter:
+def formatter(fmt: str = Config.log_format) -> logging.Formatter:
     """The formatter for ``HUBHOOK_LOG_FORMAT`` (``json``, the default, or ``text``)."""
-    return TextFormatter() if (fmt or "json").lower() == "text" else JSONFormatter()
+    return TextFormatter() if (fmt or Config.log_format).lower() == "text" else JSONFormatter()
 
 
-def configure(level: str = "INFO", fmt: str = "json") -> None:
+def configure(level: str = Config.log_level, fmt: str = Config.log_format) -> None:
     """Send every logger's records to stderr in one format (worker, poller, CLI).
 
     RQ attaches its own handler to ``rq.worker`` unless that logger already has one: give it ours.
@@ -135,13 +137,13 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel((level or "INFO").upper())
+    root.setLevel((level or Config.log_level).upper())
     rq_logger = logging.getLogger("rq.worker")
     rq_logger.handlers = [handler]
     rq_logger.propagate = False
 
 
-def gunicorn_logconfig(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
+def gunicorn_logconfig(level: str = Config.log_level, fmt: str = Config.log_format) -> dict[str, Any]:
     """``logconfig_dict`` for gunicorn: its own loggers and the app's, all in our format on stderr."""
     factory = "webhook_service.logs.TextFormatter" if (fmt or "").lower() == "text" else \
         "webhook_service.logs.JSONFormatter"
@@ -151,9 +153,10 @@ def gunicorn_logconfig(level: str = "INFO", fmt: str = "json") -> dict[str, Any]
         "formatters": {"hubhook": {"()": factory}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "hubhook",
                                 "stream": "ext://sys.stderr"}},
-        "root": {"level": (level or "INFO").upper(), "handlers": ["stderr"]},
+        "root": {"level": (level or Config.log_level).upper(), "handlers": ["stderr"]},
         "loggers": {
-            "gunicorn.error": {"level": (level or "INFO").upper(), "handlers": ["stderr"], "propagate": False},
+            "gunicorn.error": {"level": (level or Config.log_level).upper(), "handlers": ["stderr"],
+                               "propagate": False},
             # no access log: the receiver logs each delivery itself, with more than an access log knows
             "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
         },

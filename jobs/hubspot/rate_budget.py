@@ -36,6 +36,7 @@ from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis import Redis
 
+from webhook_service.config import Config
 from webhook_service.errors import RateLimited
 
 log = logging.getLogger("hubhook.api")
@@ -48,12 +49,13 @@ POLICY_WAIT = {"SECONDLY": 1.0, "DAILY": DAILY_PROBE}
 
 @dataclass(frozen=True)
 class Budget:
-    """How many requests per window HubSpot allows one app/portal, until its headers say otherwise."""
+    """How many requests per window HubSpot allows one app/portal, until its headers say otherwise.
+    The defaults are Config's (HUBSPOT_BURST_LIMIT, HUBSPOT_SEARCH_LIMIT, HUBHOOK_POLL_SHARE)."""
 
-    burst: int = 100
-    burst_window: int = 10
-    search_per_second: int = 5
-    poll_share: float = 0.5
+    burst: int = Config.burst_limit
+    burst_window: int = 10     # seconds: HubSpot's burst limits are per 10 s
+    search_per_second: int = Config.search_limit
+    poll_share: float = Config.poll_share
 
 
 class _Window(RateLimitItemPerSecond):

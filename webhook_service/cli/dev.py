@@ -39,7 +39,7 @@ def commands(workers: int, poller: bool) -> dict[str, str]:
 
 def run_all(*, handlers: str | None = None, workers: int = 1, poller: bool = True, port: int | None = None) -> int:
     """Start everything, multiplex the output, stop everything; return the exit status."""
-    env = dict(os.environ)
+    env = dict(os.environ)  # the children's environment: what the user set, plus the choices below
     if handlers:
         env["HUBHOOK_HANDLERS"] = handlers
     if port:
@@ -50,7 +50,7 @@ def run_all(*, handlers: str | None = None, workers: int = 1, poller: bool = Tru
     config = Config.from_env(env).require_secret()
     load_router(config.handlers)  # a bad HUBHOOK_HANDLERS fails here, once
     redis = None
-    if not os.environ.get("REDIS_URL"):
+    if "REDIS_URL" not in config.variables_set:
         redis = RedisProcess().start()
         env["REDIS_URL"] = redis.url
     print(f"hubhook run: redis {'started at ' + redis.url if redis else 'at ' + env['REDIS_URL']}; receiver on "

@@ -22,13 +22,12 @@ def _config(handlers: str | None = None, **overrides) -> Config:
     return Config.from_env(**overrides)
 
 
-def _logging(config: Config | None = None) -> None:
+def _logging(config: Config) -> None:
     """JSON lines on stderr (HUBHOOK_LOG_FORMAT=text for a terminal); the config's secrets are redacted."""
     from webhook_service import logs
 
-    logs.configure(os.environ.get("HUBHOOK_LOG_LEVEL", "INFO"), os.environ.get("HUBHOOK_LOG_FORMAT", "json"))
-    if config is not None:
-        logs.add_secrets([*config.client_secrets, config.access_token])
+    logs.configure(config.log_level, config.log_format)
+    logs.add_secrets([*config.client_secrets, config.access_token])
 
 
 handlers_option = click.option("--handlers", metavar="MODULE:ATTR", help="Your Router (default: $HUBHOOK_HANDLERS).")
@@ -40,12 +39,13 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--port", type=int, help="Port to listen on (default: $PORT or 8000).")
-@click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", 2)), show_default="2")
+@click.option("--port", type=int, help=f"Port to listen on (default: $PORT or {Config.port}).")
+@click.option("--workers", type=int,
+              help=f"gunicorn worker processes (default: $WEB_CONCURRENCY or {Config.web_concurrency}).")
 @click.option("--connections", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Open connections each worker process holds at once (gevent's worker_connections).")
 @click.option("--threads", type=int, hidden=True, help="Ignored: the receiver runs gevent workers.")
-def web(port: int | None, workers: int, connections: int, threads: int | None) -> None:
+def web(port: int | None, workers: int | None, connections: int, threads: int | None) -> None:
     """Serve the webhook receiver (gunicorn, gevent workers) on $PORT."""
     from webhook_service.receiver import metrics_dir
 
@@ -54,7 +54,8 @@ def web(port: int | None, workers: int, connections: int, threads: int | None) -
         from webhook_service.oauth.flow import redirect_uri
         redirect_uri(config)  # an OAuth app needs its public callback URL from configuration
     gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    metrics_dir.prepare()  # before exec: every gunicorn worker must see the same PROMETHEUS_MULTIPROC_DIR
+    workers = config.web_concurrency if workers is None else workers
+    metrics_dir.prepare(config.metrics_dir)  # before exec: every gunicorn worker must see the same folder
     # gevent (gunicorn_conf.py): a client slow to send its headers holds a greenlet, not a thread
     argv = [gunicorn, "-c", "python:webhook_service.receiver.gunicorn_conf", "--bind", f"0.0.0.0:{config.port}",
             "--worker-class", "gevent", "--workers", str(workers), "--worker-connections", str(connections),

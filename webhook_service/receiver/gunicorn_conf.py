@@ -19,15 +19,16 @@ import os
 import shutil
 from typing import Any
 
+from webhook_service.config import Config
 from webhook_service.receiver import metrics_dir
 from webhook_service.logs import gunicorn_logconfig
 
-metrics_dir.ensure()
+_config = Config.from_env()
+_metrics_dir = metrics_dir.ensure(_config.metrics_dir)
 worker_class = "gevent"
 worker_connections = 1000
 
-logconfig_dict = gunicorn_logconfig(os.environ.get("HUBHOOK_LOG_LEVEL", "INFO"),
-                                    os.environ.get("HUBHOOK_LOG_FORMAT", "json"))
+logconfig_dict = gunicorn_logconfig(_config.log_level, _config.log_format)
 control_socket_disable = True  # gunicorn >= 25.1 would share one control socket between instances
 
 
@@ -55,6 +56,6 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    """Remove the metrics directory if this config created it."""
-    if os.environ.get(metrics_dir.OWNED) == "1":
-        shutil.rmtree(os.environ.get(metrics_dir.VARIABLE, ""), ignore_errors=True)
+    """Remove the metrics directory if hubhook created it (here, or ``hubhook web`` before exec)."""
+    if os.environ.get(metrics_dir.OWNED) == "1":  # plumbing from metrics_dir.ensure, not a user setting
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -36,11 +36,15 @@ from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.job import Job
 
+from webhook_service.config import Config
+
 PROCESS_DELIVERY = "jobs.process.process_delivery"
 #: The one field HubSpot changes when it sends a change again: everything else it sent identifies it.
 _RETRY_FIELD = "attemptNumber"
 #: Delivery jobs that fail (HubSpot down, a bug) are retried with these delays (seconds), then parked.
 DELIVERY_RETRY_INTERVALS = [5, 30, 120, 600, 1800]
+#: Seconds parked work (RQ's failed-job registry: deliveries and handler runs) is kept for inspection.
+DEAD_LETTER_TTL = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,7 @@ def _seen_prefix(key_prefix: str, dedupe_ttl: int) -> str:
 
 
 def was_seen(connection: Redis, event: dict, *, key_prefix: str = "hubhook",
-             dedupe_ttl: int = 48 * 3600) -> bool:
+             dedupe_ttl: int = Config.dedupe_ttl) -> bool:
     """Would a delivery of ``event`` now be dropped as a redelivery? (Tests, operators; not the hot path.)"""
     width = -(-dedupe_ttl // 2)
     bucket = int(connection.time()[0]) // width
@@ -192,8 +196,8 @@ def describe(events: list[dict]) -> str:
     return "hubspot delivery: " + ", ".join(f"{n}x {t}" for t, n in counts.most_common(4))
 
 
-def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook", job_timeout: int = 60,
-                 job_id: str | None = None, attempt: int = 0) -> Job:
+def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook",
+                 job_timeout: int = Config.job_timeout, job_id: str | None = None, attempt: int = 0) -> Job:
     """The RQ job that processes ``events`` (not yet saved): the same shape for new deliveries, work a
     job hands on after a HubSpot failure (``attempt`` counts those), and parked work."""
     kwargs: dict = {"source": source}
@@ -201,7 +205,7 @@ def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook", j
         kwargs["attempt"] = attempt
     return queue.create_job(
         PROCESS_DELIVERY, args=[events], kwargs=kwargs, job_id=job_id or f"delivery-{uuid.uuid4().hex}",
-        description=describe(events), timeout=job_timeout, result_ttl=0, failure_ttl=30 * 86400,
+        description=describe(events), timeout=job_timeout, result_ttl=0, failure_ttl=DEAD_LETTER_TTL,
         retry=Retry(max=len(DELIVERY_RETRY_INTERVALS), interval=DELIVERY_RETRY_INTERVALS),
     )
 
@@ -222,7 +226,8 @@ def _enqueue_commands(connection: Redis, queue: Queue, job: Job) -> list:
 
 
 def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, source: str = "webhook",
-                     dedupe_ttl: int = 48 * 3600, key_prefix: str = "hubhook", job_timeout: int = 60,
+                     dedupe_ttl: int = Config.dedupe_ttl, key_prefix: str = "hubhook",
+                     job_timeout: int = Config.job_timeout,
                      max_pending: int = 0) -> Intake:
     """Enqueue the events not seen before as one job; return what was kept. Raises RedisError.
 

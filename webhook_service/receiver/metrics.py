@@ -55,6 +55,8 @@ def rejected(reason: str) -> None:
 
 
 def multiprocess_dir() -> str | None:
+    """The folder prometheus_client itself counts in: it reads the variable from the environment (set by
+    metrics_dir.ensure), so this asks the same place. The user's setting is read by Config.metrics_dir."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
