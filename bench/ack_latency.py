@@ -35,7 +35,6 @@ from webhook_service.testing import FakeHubSpot  # noqa: E402
 IN_FLIGHT = 10
 OBJECTS = 1000
 MAX_RATE = 500  # deliveries signed per second of run: more than 2 shared cores accept at c=10
-GOAL_MS = 250
 
 
 def fill_backlog(redis_url: str, deliveries: int) -> None:
@@ -68,8 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     if not loadgen.have_wrk():
         print("wrk is not installed (Debian: apt-get install -y wrk): ack latency bench skipped")
-        emit("Ack latency p99.9, 10 in flight, workers draining", "not measured: wrk missing",
-             goal=f"< {GOAL_MS} ms", met=None)
+        emit("Ack latency p99.9, 10 in flight, workers draining", "not measured: wrk missing")
         return
     with tempfile.TemporaryDirectory(prefix="hubhook-bench-") as tmp, \
             FakeHubSpot(tokens={harness.TOKEN}, search_limit_per_second=None) as fake, \
@@ -97,11 +95,13 @@ def main() -> None:
         show("workers draining the backlog", loaded)
         print(f"  workers: {drained:,} batch reads (~{drained:,} deliveries) during the run, {busy:.2f} cores busy; "
               f"{left:,} deliveries still queued at the end")
-    met = loaded.p999 < GOAL_MS and loaded.non_2xx + loaded.socket_errors + loaded.timeouts == 0 and left > 0
-    print(f"  => p99.9 {loaded.p999:.1f} ms while draining (goal < {GOAL_MS} ms), {loaded.p999 / idle.p999:.2f}x idle; "
+    errors = loaded.non_2xx + loaded.socket_errors + loaded.timeouts
+    caveats = ([f"{errors} non-2xx or errors"] if errors else []) + ([] if left else ["the backlog ran dry"])
+    print(f"  => p99.9 {loaded.p999:.1f} ms while draining, {loaded.p999 / idle.p999:.2f}x idle; "
           f"{5000 / loaded.p999:.0f}x under HubSpot's 5 s deadline")
     emit("Ack latency p99.9, 10 in flight, workers draining a backlog",
-         f"{loaded.p999:.1f} ms (p99 {loaded.p99:.1f} ms, {loaded.rate:.0f} req/s)", goal=f"< {GOAL_MS} ms", met=met,
+         f"{loaded.p999:.1f} ms (p99 {loaded.p99:.1f} ms, {loaded.rate:.0f} req/s)"
+         + "".join(f"; {c}" for c in caveats),
          baseline=f"idle workers p99.9 {idle.p999:.1f} ms")
 
 

@@ -31,7 +31,6 @@ from webhook_service.testing import FakeHubSpot, make_event, signed_delivery  # 
 
 RATE = 50  # events per second
 DEALS = 5000
-GOAL_MS = 1000
 
 
 def send(session: requests.Session, url: str, object_ids, count: int) -> None:
@@ -104,7 +103,7 @@ def main() -> None:
           f"  ({len(values):,} handled, {lost} not handled within 30 s)")
     print(f"  floor (lone 1-event delivery, idle workers): {base:.0f} ms -> p95 is {p95 / base:.1f}x the floor")
     emit(f"Webhook-to-handler latency p95 at {RATE} events/s ({args.events_per_delivery}-event deliveries)",
-         f"{p95:.0f} ms (p50 {p50:.0f} ms)", goal=f"<= {GOAL_MS} ms", met=p95 <= GOAL_MS and lost == 0,
+         f"{p95:.0f} ms (p50 {p50:.0f} ms)" + (f"; {lost} not handled within 30 s" if lost else ""),
          baseline=f"lone delivery {base:.0f} ms")
 
 

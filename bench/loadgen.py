@@ -5,7 +5,7 @@ take a whole one from the server it measures. Why pre-signed: wrk's Lua has no H
 every delivery (fresh timestamps, distinct eventIds so dedupe never short-circuits) into a file just
 before the run, one delivery a line: ``timestamp<TAB>signature<TAB>body``. The Lua script reads that
 file rather than embedding the bodies as Lua literals, which side-steps the long-string trap
-(HubSpot bodies end in ``}]``, which closes a ``[[...]]`` string; research/RELIABILITY_PERF.md B5).
+(HubSpot bodies end in ``}]``, which closes a Lua ``[[...]]`` long string early).
 When a run outlasts its file, wrk wraps around and the bench reports how many requests were repeats.
 """
 from __future__ import annotations

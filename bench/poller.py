@@ -1,8 +1,9 @@
 """Poller catch-up rate: records/s walked from 200,000 modified tickets at HubSpot's 5 searches/s.
 
-CRM search allows 5 requests per second per account and 200 records per page (FACTS.md 3.5), so
+CRM search allows 5 requests per second per account and 200 records per page
+(https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm), so
 1,000 records/s is the ceiling any poller can reach; that ceiling is the baseline here, and the
-goal is 90 % of it (900/s). The walk crosses the 10,000-result cap twenty times on the way.
+figure is the share of it reached. The walk crosses the 10,000-result cap twenty times on the way.
 
 What runs: a private redis-server, the fake HubSpot over HTTP in this process with its search
 limited to 5/s (a 6th request within a second gets HubSpot's 429), and `hubhook poll --once` as
@@ -72,8 +73,8 @@ def main() -> None:
     print(f"caught up {records:,} records in {elapsed:.1f} s: {rate:,.0f} records/s "
           f"({rate / CEILING:.1%} of the {CEILING:,}/s ceiling); {len(searches)} searches, "
           f"{throttled} answered 429")
-    emit("poller catch-up (records/s, 200k modified, search 5/s)", f"{rate:,.0f}/s", goal=">= 900/s",
-         met=rate >= 900, baseline=f"ceiling {CEILING:,}/s (5 searches/s x 200); ratio {rate / CEILING:.3f}")
+    emit("poller catch-up (records/s, 200k modified, search 5/s)", f"{rate:,.0f}/s",
+         baseline=f"ceiling {CEILING:,}/s (5 searches/s x 200); ratio {rate / CEILING:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Enrichment under HubSpot's public-app quota: events/s as a share of what 110 requests/10 s allow,
-the share of calls answered 429, and API calls per one-event delivery under a backlog (issue 4).
+the share of calls answered 429, and API calls per one-event delivery under a backlog.
 
 Setup: the fake HubSpot over HTTP enforcing 110 requests per rolling 10 s (TEN_SECONDLY_ROLLING 429s
 beyond it) with 120 ms latency per call; 20,000 distinct contacts, each associated with a company
@@ -11,7 +11,7 @@ HubSpot's 110 from the headers (keeping 6 spare, and spreading calls over the wi
 Phase 1 queues the objects as full 100-event deliveries and times them from the first API call
 to the last handler call: events/s overall and over whole 10-s windows after the first, each as a
 share of 367. (A window starting empty would allow a burst of 110 at once; hubhook spreads its
-calls instead, so the cold-start comparison is printed for information, not as the goal.)
+calls instead, so the cold-start comparison is printed for information, not as the figure.)
 Phase 2 queues one-event deliveries (``--backlog``, default 5,000) before any worker starts and
 counts API calls per delivery: backlog batching should make it about 3 / 100.
 
@@ -136,10 +136,10 @@ def phase_one(redis: Redis, fake: FakeHubSpot, config: Config, objects: int, wor
     print(f"  429 share of calls: {refused / len(calls):.3%}")
     emit(f"Enrichment events/s vs the 367 that 110 req/10 s allow ({objects} objects, K=2, 120 ms latency)",
          f"{rate:.0f} ev/s = {rate / ceiling:.1%}; steady {steady:.0f} = {steady / ceiling:.1%}",
-         goal=">= 90%", met=rate / ceiling >= 0.9 and steady / ceiling >= 0.9 and done == complete == objects,
+         + ("" if done == complete == objects else f"; {objects - complete} of {objects} not fully enriched"),
          baseline=f"naive per-event fetching: {LIMIT / WINDOW / 3:.2f} ev/s")
     emit("429 share of API calls under an enforced 110/10 s window", f"{refused / len(calls):.3%} ({refused} of "
-         f"{len(calls)})", goal="<= 0.1%", met=refused / len(calls) <= 0.001)
+         f"{len(calls)})")
 
 
 def steady_rate(samples: list[tuple[float, int]], began: float, ended: float) -> float:
@@ -162,8 +162,9 @@ def phase_two(redis: Redis, fake: FakeHubSpot, config: Config, backlog: int, wor
     per = len(calls) / backlog
     print(f"phase 2: {samples[-1][1]} one-event deliveries ({complete} complete) in {ended - calls[0].at:.1f} s: "
           f"{len(calls)} API calls = {per:.3f} per delivery ({refused} answered 429)")
-    emit(f"API calls per one-event delivery under a backlog of {backlog}", f"{per:.3f}", goal="<= 0.1",
-         met=per <= 0.1 and complete == backlog, baseline="one delivery per job: 3 calls per delivery")
+    emit(f"API calls per one-event delivery under a backlog of {backlog}", f"{per:.3f}"
+         + ("" if complete == backlog else f"; {backlog - complete} of {backlog} not complete"),
+         baseline="one delivery per job: 3 calls per delivery")
 
 
 def main() -> None:

@@ -97,14 +97,14 @@ def report(events: int, runs: dict[str, list[Run]]) -> None:
           f"bare/hubhook {cpu['bare'] / cpu['hubhook']:.2f} (the throughput ratio a CPU-bound box allows)")
     emit(f"Receiver throughput, {events}-event deliveries (hubhook / bare)",
          f"{rate['hubhook']:.0f} req/s ({rate['hubhook'] * events:,.0f} events/s), ratio {ratio:.2f}",
-         goal="ratio >= 0.95" if events == 100 else "(reported)", met=ratio >= 0.95 if events == 100 else None,
          baseline=f"bare Flask {rate['bare']:.0f} req/s")
     emit(f"Receiver CPU per {events}-event delivery, app + Redis",
-         f"{cpu['hubhook']:.2f} ms, bare/hubhook {cpu['bare'] / cpu['hubhook']:.2f}", goal="(explains the ratio)",
-         met=None, baseline=f"bare {cpu['bare']:.2f} ms")
+         f"{cpu['hubhook']:.2f} ms, bare/hubhook {cpu['bare'] / cpu['hubhook']:.2f}",
+         baseline=f"bare {cpu['bare']:.2f} ms")
     emit(f"Receiver latency, {events}-event deliveries, 16 in flight",
-         f"p99 {p99['hubhook']:.1f} ms (p50 {p50['hubhook']:.1f} ms)", goal="p99 < 40 ms",
-         met=p99["hubhook"] < 40 and bad == 0, baseline=f"bare p99 {p99['bare']:.1f} ms")
+         f"p99 {p99['hubhook']:.1f} ms (p50 {p50['hubhook']:.1f} ms)"
+         + (f"; {bad} non-2xx or errors" if bad else ""),
+         baseline=f"bare p99 {p99['bare']:.1f} ms")
 
 
 def main() -> None:
@@ -115,8 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     if not loadgen.have_wrk():
         print("wrk is not installed (Debian: apt-get install -y wrk): receiver bench skipped")
-        emit("Receiver throughput and latency", "not measured: wrk missing", goal="ratio >= 0.95, p99 < 40 ms",
-             met=None)
+        emit("Receiver throughput and latency", "not measured: wrk missing")
         return
     print(f"gunicorn gevent, {harness.WEB_WORKERS} workers, for both apps; "
           f"Redis AOF everysec; everything shares the machine's cores (no pinning)")

@@ -13,23 +13,27 @@ import platform
 from dataclasses import asdict, dataclass
 
 PREFIX = "BENCH-RESULT "
+#: How the README and bench/README.md run a bench: the project's virtualenv, from the repository root.
+COMMAND = ".venv/bin/python"
 
 
 @dataclass(frozen=True)
 class Figure:
-    """One measured figure, its goal and the same-run baseline it should be read against."""
+    """One measured figure and the same-run baseline it should be read against.
+
+    ``source`` is the bench script and its arguments (``"poller.py --records 100000"``): the command
+    that printed the figure, so a reader can run it again.
+    """
 
     figure: str
     value: str
-    goal: str
-    met: bool | None
     baseline: str = ""
     source: str = ""
 
 
-def emit(figure: str, value: str, *, goal: str, met: bool | None, baseline: str = "") -> None:
+def emit(figure: str, value: str, *, baseline: str = "") -> None:
     """Print one figure as a machine-readable line (and it stays readable to a person)."""
-    print(PREFIX + json.dumps(asdict(Figure(figure, value, goal, met, baseline))), flush=True)
+    print(PREFIX + json.dumps(asdict(Figure(figure, value, baseline))), flush=True)
 
 
 def parse(text: str, source: str = "") -> list[Figure]:
@@ -38,7 +42,8 @@ def parse(text: str, source: str = "") -> list[Figure]:
     for line in text.splitlines():
         if line.startswith(PREFIX):
             data = json.loads(line[len(PREFIX):])
-            figures.append(Figure(**{**data, "source": data.get("source") or source}))
+            figures.append(Figure(data["figure"], data["value"], data.get("baseline", ""),
+                                  data.get("source") or source))
     return figures
 
 
@@ -62,13 +67,17 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[rank]
 
 
+def command(source: str) -> str:
+    """The command that prints a figure again, run from the repository root."""
+    return f"{COMMAND} bench/{source}"
+
+
 def table(figures: list[Figure], machine_text: str) -> str:
-    """The Markdown results table of the README: figure, result, goal, same-run baseline, machine."""
-    mark = {True: "yes", False: "**no**", None: "n/a"}
-    short = f"shared {os.cpu_count()} vCPU"
-    lines = ["| Figure | Result | Goal | Met | Baseline (same run) | Machine | Bench |", "|---|---|---|---|---|---|---|"]
+    """The Markdown results table of the README: figure, result, same-run baseline, the command that
+    printed it, and the machine under the table (every row was measured on it)."""
+    lines = ["| Figure | Result | Baseline (same run) | Command |", "|---|---|---|---|"]
     for f in figures:
-        cells = [f.figure, f.value, f.goal, mark[f.met], f.baseline or "-", short, f"`{f.source}`" if f.source else "-"]
+        cells = [f.figure, f.value, f.baseline or "-", f"`{command(f.source)}`" if f.source else "-"]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     lines.append("")
     lines.append(f"Machine: {machine_text}.")

@@ -3,8 +3,8 @@
 Why one process per bench: each starts its own redis-server, gunicorn and workers, and a bench that
 crashes or hangs must not spoil the next; an overrunning bench gets SIGTERM (the benches turn it
 into a clean exit that stops their processes), so the whole run stays under 10 minutes. Figures
-come from the ``BENCH-RESULT`` lines benches print (bench/results.py); a bench that prints none
-(e.g. one written before that helper) contributes its lines that mention a goal.
+come from the ``BENCH-RESULT`` lines benches print (bench/results.py), each with its same-run
+baseline and the command that reprints it; a bench that prints none gets a row that says so.
 
     .venv/bin/python bench/run_all.py [--only receiver.py memory.py]
 """
@@ -69,13 +69,13 @@ def run(script: str, args: list[str], limit: float) -> tuple[int | None, str]:
 
 
 def figures_of(label: str, status: int | None, output: str) -> list[Figure]:
+    """The figures one bench printed, plus a row when it printed none or did not finish."""
     found = parse(output, source=label)
-    if not found:  # a bench without BENCH-RESULT lines: keep what it says about its goals
-        found = [Figure(line.strip()[:160], "see output", "", None, source=label)
-                 for line in output.splitlines() if "goal" in line.lower()]
+    if not found:
+        found = [Figure(f"{label}: no figures printed", "see its output above", source=label)]
     if status != 0:
         why = "stopped: over its time limit" if status is None else f"failed: exit status {status}"
-        found.append(Figure(f"{label} {why}", "-", "", False, source=label))
+        found.append(Figure(f"{label} {why}", "-", source=label))
     return found
 
 
@@ -91,7 +91,7 @@ def main() -> None:
             continue
         left = BUDGET - (time.monotonic() - started)
         if left < 20:
-            figures.append(Figure(f"{label} skipped: the 10-minute budget is spent", "-", "", None, source=label))
+            figures.append(Figure(f"{label} skipped: the 10-minute budget is spent", "-", source=label))
             continue
         print(f"\n=== {label} ({time.monotonic() - started:.0f} s into the run) ===", flush=True)
         figures.extend(figures_of(label, *run(script, extra, min(limit, left))))
@@ -99,7 +99,8 @@ def main() -> None:
     text = table(figures, machine())
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     (HERE / "results.md").write_text(f"# Benchmark results\n\n`make bench` on {stamp}, {elapsed:.0f} s in all. "
-                                     f"Each bench's docstring says what it measures and why.\n\n{text}\n")
+                                     f"Each bench's docstring says what it measures and why; each row's "
+                                     f"command prints that figure again.\n\n{text}\n")
     print(f"\n=== results ({elapsed:.0f} s; also in bench/results.md) ===\n\n{text}")
 
 

@@ -134,8 +134,8 @@ def main() -> None:
     print(f"  /healthz:          p50 {ms['healthz'][0]:.1f} ms, max {ms['healthz'][1]:.1f} ms; "
           f"not answered 200: {len(problems)}" + (f" ({'; '.join(problems[:5])})" if problems else ""))
     emit(f"Delivery latency under {args.slow} slow-header clients",
-         f"p50 {ms['delivery'][0]:.1f} ms, max {ms['delivery'][1]:.1f} ms", goal="max < 1000 ms, all 200",
-         met=ms["delivery"][1] < 1000 and ms["healthz"][1] < 1000 and not problems,
+         f"p50 {ms['delivery'][0]:.1f} ms, max {ms['delivery'][1]:.1f} ms; /healthz max "
+         f"{ms['healthz'][1]:.1f} ms" + (f"; {len(problems)} not answered 200" if problems else ""),
          baseline=f"no slow clients: p50 {ms['quiet'][0]:.1f} ms")
 
 

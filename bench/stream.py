@@ -1,4 +1,4 @@
-"""API calls per event under a sustained stream of 100-event deliveries (issue 6's figure).
+"""API calls per event under a sustained stream of 100-event deliveries.
 
 Setup: the fake HubSpot over HTTP enforcing 110 requests per rolling 10 s with 120 ms per call (as
 bench/quota.py); distinct deals, each associated with a contact and a company; a handler on
@@ -141,7 +141,7 @@ def main() -> None:
     emit(f"API calls per event, sustained stream of {args.deliveries} 100-event deliveries at {args.rate:g}/s, "
          f"handler associations ['contacts', 'companies'], 110 req/10 s enforced",
          f"{ours['per_event']:.4f} (association reads: max {max(ours['links'], default=0)} ids, "
-         f"{len(ours['links'])} calls)", goal="<= 0.02", met=ours["per_event"] <= 0.02 and whole,
+         f"{len(ours['links'])} calls)" + ("" if whole else "; some deliveries not handled"),
          baseline=f"batching within one delivery: {base['per_event']:.4f}")
 
 

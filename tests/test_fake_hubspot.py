@@ -1,5 +1,6 @@
 """The fake HubSpot answers in HubSpot's shapes over real HTTP, hard parts included: hubhook's client,
-worker and poller tests rely on each behaviour pinned here (FACTS.md 3-6)."""
+worker and poller tests rely on each behaviour pinned here (CRM objects, search, associations, rate
+limits, OAuth and error bodies)."""
 from __future__ import annotations
 
 import re

@@ -26,7 +26,8 @@ class ObjectType:
     modified_property: str = "hs_lastmodifieddate"
 
 
-# Classic subscription types (FACTS.md 2.3) plus the generic-only types a handler may poll.
+# Classic subscription types (https://developers.hubspot.com/docs/api/webhooks) plus the generic-only
+# types a handler may poll.
 KNOWN_TYPES: tuple[ObjectType, ...] = (
     ObjectType("contact", "contacts", "0-1", _CRM_ACTIONS + ("privacyDeletion",), "lastmodifieddate"),
     ObjectType("company", "companies", "0-2", _CRM_ACTIONS),

@@ -36,7 +36,8 @@ from jobs.hubspot.rate_budget import RateGovernor
 log = logging.getLogger("hubhook.api")
 #: (connect, read) seconds. With two read retries a silent HubSpot costs at most ~50 s, inside a job's 60.
 TIMEOUT = (3.05, 15)
-#: Seconds to wait after a 429 when there is no governor to ask, by policyName (FACTS.md section 4).
+#: Seconds to wait after a 429 when there is no governor to ask, by policyName (the windows of
+#: https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines).
 POLICY_WAIT = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": 3600.0}
 #: What a record id put in a URL path must be, all of it (``fullmatch``).
 RECORD_ID = re.compile(r"[0-9]{1,20}")
@@ -220,7 +221,8 @@ def _session(retry: Retry) -> requests.Session:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    """Retry-After in seconds, when HubSpot sent it as a number (FACTS.md 4 calls it unconfirmed on 429s)."""
+    """Retry-After in seconds, when HubSpot sent it as a number (HubSpot documents it for 477 answers,
+    not for 429s: https://developers.hubspot.com/docs/api-reference/error-handling)."""
     header = (response.headers.get("Retry-After") or "").strip()
     try:
         seconds = float(header) if header else None

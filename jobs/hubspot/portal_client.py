@@ -19,7 +19,8 @@ from webhook_service import objects
 
 from jobs.hubspot.client import HubSpotClient
 
-#: HubSpot-defined unlabeled association type ids (FACTS.md 3.6), for ``create(associations={...})``.
+#: HubSpot-defined unlabeled association type ids, for ``create(associations={...})`` (table in
+#: https://developers.hubspot.com/docs/api-reference/legacy/crm/associations/associate-records/guide).
 DEFAULT_ASSOCIATION_TYPES = {
     ("contacts", "companies"): 279, ("companies", "contacts"): 280, ("contacts", "deals"): 4,
     ("deals", "contacts"): 3, ("deals", "companies"): 341, ("companies", "deals"): 342,
@@ -70,7 +71,8 @@ class PortalClient:
 
     def batch_update(self, object_type: str, updates: Mapping[str | int, Mapping[str, Any]]) -> list[dict]:
         """Change properties of many records, ``{id: {property: value}}``, 100 a call; returns the records.
-        HubSpot refuses merged-away ids here (FACTS.md 3.8): use ``update`` for those."""
+        HubSpot refuses merged-away ids here; use ``update`` for those
+        (https://developers.hubspot.com/docs/api-reference/legacy/crm/using-object-apis)."""
         inputs = [{"id": str(i), "properties": dict(p)} for i, p in updates.items()]
         results: list[dict] = []
         for start in range(0, len(inputs), BATCH):

@@ -1,8 +1,8 @@
 """One HubSpot rate budget shared by every process, through Redis.
 
-Built on ``limits``' moving window (an exact rolling window kept in Redis, measured in
-research/LIBRARIES.md section 5 to never over-admit across processes); this module only adds what
-HubSpot's limits need on top (FACTS.md 4):
+Built on ``limits``' moving window (an exact rolling window kept in Redis: six processes sharing a
+5-per-second limit were never over-admitted in a trial); this module only adds what HubSpot's limits
+need on top (https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines):
 
 - budgets per *scope*: "app" for a private-app token or service key (the burst limit is per app),
   the portal id for OAuth tokens (110 per 10 s per installing account);

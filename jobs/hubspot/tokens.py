@@ -1,6 +1,6 @@
 """Which token (and which rate budget) a HubSpot call of a given portal uses.
 
-Two kinds of credentials (FACTS.md 5):
+Two kinds of credentials (https://developers.hubspot.com/docs/api/intro-to-auth):
 
 - a static token (``HUBSPOT_ACCESS_TOKEN``: a private-app token or service key) belongs to one
   account; it is used for every call and shares one "app" budget, since HubSpot's burst limit is

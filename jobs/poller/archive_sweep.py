@@ -1,7 +1,8 @@
 """Deletions of polled types: the archived sweep.
 
-Search never shows archived records (FACTS.md 3.5, 3.7), so a modified-date walk cannot see a
-deletion. Every ``HUBHOOK_ARCHIVE_SWEEP_INTERVAL`` seconds the leader lists the type with
+Search never shows archived records
+(https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm), so a modified-date walk
+cannot see a deletion. Every ``HUBHOOK_ARCHIVE_SWEEP_INTERVAL`` seconds the leader lists the type with
 ``archived=true`` (pages of 100, the list endpoint's maximum) and turns every record archived since
 the last sweep into a ``<type>.deletion`` event. The list is ordered by id, not by time, so each
 sweep reads the whole recycling bin (HubSpot keeps 90 days); its cursor is the latest ``archivedAt``

@@ -46,7 +46,9 @@ class Stream:
 
     @property
     def created_prop(self) -> str:
-        """The create-date property: ``hs_createdate`` for activities (FACTS.md 3.5), else ``createdate``."""
+        """The create-date property: ``hs_createdate`` for activities, else ``createdate`` (the
+        searchable-objects table of
+        https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm)."""
         return "hs_createdate" if self.otype.api_name in _ACTIVITIES else "createdate"
 
 

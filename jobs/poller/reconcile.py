@@ -1,6 +1,7 @@
 """Reconciliation: poll webhook types slowly, and drop what a webhook already delivered.
 
-HubSpot drops a webhook after about ten failed retries and never replays it (FACTS.md 2.2), so with
+HubSpot drops a webhook after about ten failed retries and never replays it
+(https://developers.hubspot.com/docs/api-reference/error-handling), so with
 ``HUBHOOK_RECONCILE_INTERVAL`` set the poller also walks the webhook types at that slow pace. A
 change the webhook path already handled must not reach the handlers a second time: the worker
 records, per object, the latest ``occurredAt`` a webhook delivered (``note_webhook_changes``), and

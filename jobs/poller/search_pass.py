@@ -6,8 +6,9 @@ leadership stops before it enqueues anything); enqueue the rest as one job throu
 job webhooks become); then commit — mark the page seen and move the cursor forward — in one Redis
 script. A crash anywhere before the commit re-reads the page on the next pass.
 
-Each pass reads from ``position - lookback`` (HubSpot's search lags writes by seconds; FACTS.md
-3.5), never below the cursor's floor (the moment the poller first started: "begins at now").
+Each pass reads from ``position - lookback`` (HubSpot's search lags writes by seconds:
+https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm), never below the
+cursor's floor (the moment the poller first started: "begins at now").
 A 429 or 5xx waits and re-sends the same request, so the walk resumes where it was instead of
 re-reading the whole lookback window. Searches are paced evenly just under the search budget.
 """

@@ -1,7 +1,8 @@
 """Walk CRM search in modified-date order without ever asking past its 10,000-result cap.
 
 HubSpot's search answers at most 10,000 results per query and refuses (400) a page beyond that
-(FACTS.md 3.5). The walk sorts ascending on the modified-date property with a ``GTE`` lower bound
+(https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm). The walk sorts
+ascending on the modified-date property with a ``GTE`` lower bound
 and, before ``after`` would cross 10,000, restarts the query with the lower bound moved up to the
 last modified time it saw. That restart re-reads the objects sharing that last millisecond: the
 caller's seen set drops them. When one millisecond holds a whole window (a bulk import can stamp

@@ -1,4 +1,4 @@
-"""The bad-input catalogue (RELIABILITY_PERF.md A4, S1, S4) as data: one Row per request and the status
+"""The bad-input catalogue as data: one Row per request and the status
 the receiver's contract (README, "The receiver's contract") promises for it.
 
 Kept apart from the test so the rows read as a table. Every body is signed correctly unless the row
@@ -46,7 +46,7 @@ def encode(events) -> bytes:
 
 
 def rows(now_ms: int, internal_url: str) -> list[Row]:
-    """Every A4 row that applies to an HTTP receiver, with fresh events for the ones that are accepted."""
+    """Every row that applies to an HTTP receiver, with fresh events for the ones that are accepted."""
     ids = iter(range(900_001, 901_000))
 
     def event(**extra) -> dict:

@@ -2,7 +2,8 @@
 
 HubSpot signs each request (v3, timestamp in ms, fresh per attempt), puts up to 100 events in one,
 keeps at most 10 requests in flight, treats anything but a 2xx, and any answer slower than 5 s, as a
-failure, and retries the same events with a higher ``attemptNumber`` (FACTS.md 2.2). This sender
+failure, and retries the same events with a higher ``attemptNumber``
+(https://developers.hubspot.com/docs/api-reference/error-handling). This sender
 does exactly that, with backoffs of milliseconds instead of hours so a test takes seconds. It
 remembers, per delivery, when it was acknowledged: the tests' definition of "HubSpot considers these
 events delivered".

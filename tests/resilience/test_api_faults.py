@@ -1,4 +1,4 @@
-"""Scenario 6a (R8, R9): HubSpot's API answers 429 for a while, then 5% 502s and 1% calls that hang.
+"""HubSpot's API answers 429 for a while, then 5% 502s and 1% calls that hang.
 
 The fake enforces a public app's real limit (110 requests per rolling 10 s) and hubhook is configured
 with its default budget (``HUBSPOT_BURST_LIMIT=100``), so once the storm is over hubhook must stay
@@ -65,7 +65,7 @@ def test_a_429_storm_then_502s_and_hangs_lose_nothing_and_stick_no_worker(stack,
         storm = [c for c in calls if c.at < weather.storm_ended]
         after = [c for c in calls if c.at >= weather.storm_ended]
         late_429 = sum(c.status == 429 for c in after)
-        print(f"\nR8/R9: {len(storm)} calls during the {STORM:.0f} s storm (all 429); after it {len(after)} calls, "
+        print(f"\n{len(storm)} calls during the {STORM:.0f} s storm (all 429); after it {len(after)} calls, "
               f"{late_429} of them 429, weather {weather.counts}; done {time.time() - weather.storm_ended:.1f} s "
               f"after the storm; longest job {watch.longest():.1f} s; pending {pending_work(stack_client)}")
     assert set(ledger.calls()) == keys and not ledger.unenriched()

@@ -1,4 +1,4 @@
-"""Scenario 5 (A4, S1-S5): bad input against a real ``hubhook web`` over HTTP.
+"""Bad input against a real ``hubhook web`` over HTTP.
 
 Every row of ``badinput.rows`` gets exactly its status, never a 5xx, and a rejected request leaves
 no trace in Redis (no job, no seen-key), so HubSpot's retry of a fixed delivery is not mistaken for

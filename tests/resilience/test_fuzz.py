@@ -1,4 +1,4 @@
-"""Scenario 5, fuzzed: hypothesis-generated bodies and headers against the receiver's Flask app.
+"""Bad input, fuzzed: hypothesis-generated bodies and headers against the receiver's Flask app.
 
 The HTTP matrix (test_bad_input.py) pins the known rows; this looks for the unknown ones. The Flask
 test client is used for speed (thousands of requests), with the app wired to a real Redis exactly as

@@ -1,4 +1,4 @@
-"""Scenario 6b (R11): the receiver is down for a "10-minute" outage; reconciliation polling heals it.
+"""The receiver is down for a "10-minute" outage; reconciliation polling heals it.
 
 HubSpot retries a failed webhook for about a day and then drops it, and a receiver that was down, or
 a webhook that was lost, leaves a change no handler saw. With ``HUBHOOK_RECONCILE_INTERVAL`` set,

@@ -1,4 +1,4 @@
-"""Scenario 3 (R5): a gunicorn worker is SIGKILLed while it is answering deliveries.
+"""A gunicorn worker is SIGKILLed while it is answering deliveries.
 
 The receiver's contract is "2xx only once the delivery is durably in Redis". A worker killed
 mid-request either never answers (the sender sees the connection drop and retries, like HubSpot) or

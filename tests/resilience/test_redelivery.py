@@ -1,4 +1,4 @@
-"""Scenario 4 (R6): HubSpot redelivers; every change still reaches its handler exactly once.
+"""HubSpot redelivers; every change still reaches its handler exactly once.
 
 HubSpot retries a delivery with a higher ``attemptNumber`` and guarantees neither order nor
 uniqueness, so here every event arrives three times (attempts 0, 1 and 2), shuffled across

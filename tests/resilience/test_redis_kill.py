@@ -1,4 +1,4 @@
-"""Scenario 2 (R3): Redis is SIGKILLed mid-stream and restarted on the same AOF directory.
+"""Redis is SIGKILLed mid-stream and restarted on the same AOF directory.
 
 The README's deployment advice is ``appendonly yes`` + ``appendfsync everysec``; with it, a Redis
 *process* crash loses nothing the receiver acknowledged, because Redis writes each command to the

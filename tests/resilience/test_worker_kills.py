@@ -1,4 +1,4 @@
-"""Scenario 1 (R1): kill -9 a random worker every 2 s while 1,000 events stream in.
+"""Kill -9 a random worker every 2 s while 1,000 events stream in.
 
 A supervisor (like systemd or Kubernetes) restarts each killed worker. Every event must reach its
 handler; a kill may repeat at most the run the killed worker had in flight (hubhook's workers are

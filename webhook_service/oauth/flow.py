@@ -1,4 +1,4 @@
-"""HubSpot's OAuth 2 flow for a public app installed in many portals (FACTS.md 5).
+"""HubSpot's OAuth 2 flow for a public app installed in many portals.
 
 The install redirect carries a ``state`` (a CSRF guard: a callback whose state we did not issue, that is
 older than 10 minutes or already used, is refused). ``/oauth/install`` is public, so issuing a state
@@ -12,7 +12,8 @@ built from configuration only (``redirect_uri``), never from the request's ``Hos
 chooses. Codes and refresh
 tokens are exchanged at ``/oauth/v3/token`` with a form-encoded body: v3 is the endpoint HubSpot
 documents as current (v1 is legacy, with the same parameters, and goes unsupported with the other
-legacy paths). Access tokens live 30 minutes.
+legacy paths). Access tokens live 30 minutes
+(https://developers.hubspot.com/docs/api-reference/legacy/authentication/manage-oauth-tokens).
 
 Nothing here logs, returns in an error or puts in a Redis key any token, code or state: used states
 are stored as a digest of their nonce, and errors carry only HubSpot's error code and message.

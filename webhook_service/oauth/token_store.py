@@ -12,10 +12,11 @@ stored by earlier releases are bound too), and ``load`` refuses a blob whose pay
 portal than its key, so copying portal A's value into portal B's key does not make B use A's token.
 Every token a process loads or stores is registered for log redaction (``webhook_service.logs``).
 
-Access tokens live 30 minutes; one is refreshed when it has under 5 minutes left (FACTS.md 5: "401
-is not a valid indicator that a new access token must be retrieved", so refresh follows the stored
-expiry), under a Redis lock so that one process calls HubSpot while the others wait and reuse its
-result. Each process keeps the tokens it has read until they need refreshing.
+Access tokens live 30 minutes; one is refreshed when it has under 5 minutes left (HubSpot: a 401
+"is not a valid indicator that a new access token must be retrieved", so refresh follows the stored
+expiry; https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines), under a
+Redis lock so that one process calls HubSpot while the others wait and reuse its result. Each process
+keeps the tokens it has read until they need refreshing.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Turn one validated delivery into at most one durable RQ job, dropping redeliveries.
 
 HubSpot retries a delivery for 24 hours with a higher ``attemptNumber`` and ``eventId`` alone is not
-unique (FACTS.md 2.2), so each event is identified by a digest of all it carries but ``attemptNumber``.
+unique (https://developers.hubspot.com/docs/api/webhooks), so each event is identified by a digest of
+all it carries but ``attemptNumber``.
 
 The digests live as members of one Redis SET per time bucket (``<prefix>:seen:<ttl>:<bucket>``, a
 bucket being half the dedupe TTL, on Redis's own clock): a digest is seen when any of the last three

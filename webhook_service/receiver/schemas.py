@@ -1,10 +1,10 @@
 """marshmallow 4 schemas for HubSpot webhook events, and the guarded JSON parse in front of them.
 
-One schema covers every documented subscription type (FACTS.md 2.3-2.5): the envelope every event
-carries, plus the fields each action requires, checked in ``validates_schema`` (marshmallow 4 ignores
-validators that return False, so every check raises). Unknown extra fields are kept: HubSpot adds
-fields over time and handlers may want them. The older ``eventType`` key is copied to
-``subscriptionType`` so the rest of hubhook reads one name.
+One schema covers every documented subscription type (https://developers.hubspot.com/docs/api/webhooks):
+the envelope every event carries, plus the fields each action requires, checked in
+``validates_schema`` (marshmallow 4 ignores validators that return False, so every check raises).
+Unknown extra fields are kept: HubSpot adds fields over time and handlers may want them. The older
+``eventType`` key is copied to ``subscriptionType`` so the rest of hubhook reads one name.
 
 Two bounds keep every later step cheap and safe: at most ``max_events`` events a delivery (the
 receiver passes HUBHOOK_MAX_EVENTS_PER_DELIVERY) and values nested at most MAX_VALUE_DEPTH deep.
@@ -33,7 +33,8 @@ _SUBSCRIPTION = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z]{1,64}\Z")
 #: and then fail every later json.dumps (the RQ job, the logs) with RecursionError.
 MAX_VALUE_DEPTH = 32
 
-# Fields an action needs beyond the envelope (FACTS.md 2.4, 2.5).
+# Fields an action needs beyond the envelope (classic types: https://developers.hubspot.com/docs/api/webhooks,
+# generic types: https://developers.hubspot.com/changelog/public-beta-generic-webhook-subscriptions).
 _REQUIRED_BY_ACTION = {
     "propertyChange": ("propertyName",),
     "merge": ("primaryObjectId", "mergedObjectIds"),

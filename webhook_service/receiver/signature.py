@@ -2,7 +2,7 @@
 
 ``verify()`` raises SignatureError with one precise message or returns the version that matched; it
 never returns False. ``sign()`` is its twin, used by tests, ``hubhook send-test-event`` and the demo.
-Algorithms and the v3 URI decode table: ../shared/hubspot/FACTS.md section 1.
+Algorithms and the v3 URI decode table: https://developers.hubspot.com/docs/api/webhooks/validating-requests.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from webhook_service.errors import SignatureError
 
 MAX_SKEW_SECONDS = 300
 
-# HubSpot decodes exactly these escapes before signing v3 (FACTS.md 1.2); case-insensitive, as
+# HubSpot decodes exactly these escapes before signing v3 (its table, URL above); case-insensitive, as
 # percent-encoding is.
 _V3_DECODE = {"3A": ":", "2F": "/", "3F": "?", "40": "@", "21": "!", "24": "$", "27": "'",
               "28": "(", "29": ")", "2A": "*", "2C": ",", "3B": ";"}
@@ -85,7 +85,7 @@ def verify(headers: Mapping[str, str], body: bytes, *, secrets: Sequence[str], m
     if v3 is not None and "v3" in versions:
         timestamp = headers.get("X-HubSpot-Request-Timestamp")
         _check_timestamp(timestamp, now if now is not None else time.time(), max_skew)
-        received = v3.strip().replace(" ", "+")  # a proxy may turn '+' into ' ' (FACTS.md 1.5)
+        received = v3.strip().replace(" ", "+")  # a proxy may turn '+' into ' ' (reported by HubSpot users)
         if any(_matches(sign("v3", s, body, method=method, uri=uri, timestamp=timestamp), received)
                for s in secrets):
             return "v3"

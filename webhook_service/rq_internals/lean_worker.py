@@ -1,4 +1,4 @@
-"""Fewer Redis round trips per job than RQ's SimpleWorker: the worker's share of issue 6 (<= 5 ms a job).
+"""Fewer Redis round trips per job than RQ's SimpleWorker, to keep a job's overhead under 5 ms.
 
 A no-op job cost RQ 3.0's SimpleWorker 27 round trips (bench/worker_overhead.py; ~0.2-0.3 ms each on a
 shared box), and round trips, not Python, were most of its time. Most of them repeat what Redis

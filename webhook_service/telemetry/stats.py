@@ -1,7 +1,7 @@
 """Worker-side figures (handler runs, API calls, rate-budget waits) kept in Redis for ``/metrics``.
 
 Workers and pollers are not the process Prometheus scrapes, and a per-job file (prometheus_client's
-multiprocess mode) would grow without bound (research/LIBRARIES.md 10). So each process adds its
+multiprocess mode writes one per process id) would grow without bound. So each process adds its
 increments to an in-memory buffer and writes them with HINCRBY into one Redis hash: the worker after
 every job, in the same pipeline as the object histories, other processes every few seconds
 (``start_autoflush``). The web app's collector reads the hash with one HGETALL.

@@ -17,7 +17,8 @@ def make_event(subscription_type: str, object_id: int | str, *, portal_id: int =
                property: str | None = None, value: str | None = None, event_id: int | None = None,
                occurred_at: int | None = None, attempt: int = 0, subscription_id: int = 1,
                app_id: int = 54321, **extra: Any) -> dict:
-    """One event in HubSpot's classic shape (FACTS.md 2.4); ``extra`` adds or overrides fields."""
+    """One event in HubSpot's classic shape (https://developers.hubspot.com/docs/api/webhooks);
+    ``extra`` adds or overrides fields."""
     event = {
         "eventId": event_id if event_id is not None else next(_event_ids),
         "subscriptionId": subscription_id,

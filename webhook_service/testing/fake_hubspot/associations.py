@@ -1,7 +1,8 @@
-"""The fake's associations v4 routes (FACTS.md 3.6): batch read and default-association create.
+"""The fake's associations v4 routes: batch read and default-association create.
 
 hubhook's workers fetch associations in one batch read per type pair, so this is where the 207
-"no associations" partials and the per-input paging (500 per record) have to look like HubSpot's.
+"no associations" partials and the per-input paging (500 per record) have to look like
+HubSpot's (https://developers.hubspot.com/docs/api-reference/legacy/crm/associations/associate-records/guide).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bearer tokens and OAuth for the fake HubSpot (FACTS.md 5).
+"""Bearer tokens and OAuth for the fake HubSpot.
 
 HubSpot scopes each token to one account (portal): the fake remembers which portal a token belongs
 to, so records added for a portal are visible to that portal's tokens only, and each call can be

@@ -1,7 +1,8 @@
 """The fake HubSpot's routes: CRM objects (read, list, batch, search, writes), associations v4,
 conversations threads and OAuth tokens.
 
-Each route is registered under both spellings HubSpot serves in 2026 (FACTS.md 0, 3.10): the legacy
+Each route is registered under both spellings HubSpot serves in 2026 (dated versions:
+https://developers.hubspot.com/docs/developer-tooling/platform/versioning): the legacy
 ``/crm/v3/...`` and the dated ``/crm/objects/2026-09/...``. Views read the calling portal's store
 from ``flask.g.store`` (set by FakeHubSpot's request gate) and answer in HubSpot's shapes.
 """
@@ -164,7 +165,8 @@ def batch_create(obj: str, ver: str = "") -> Response:
 
 
 def batch_update(obj: str, ver: str = "") -> Response:
-    """Update up to 100 records; merged-away ids are refused, as HubSpot documents (FACTS.md 3.8).
+    """Update up to 100 records; merged-away ids are refused, as HubSpot documents
+    (https://developers.hubspot.com/docs/api-reference/legacy/crm/using-object-apis).
     Refused property values are handled as in ``batch_create``."""
     otype, started = object_type(obj), iso(now_ms())
     items = batch_inputs(json_body(), BATCH_LIMIT)

@@ -62,7 +62,8 @@ def csv_arg(name: str) -> list[str] | None:
 
 
 def flag_arg(name: str) -> bool:
-    """A boolean query parameter: only the literal ``true`` counts (``1`` does not, FACTS.md 3.7)."""
+    """A boolean query parameter: only the literal ``true`` counts (``?archived=1`` got a 404:
+    https://github.com/HubSpot/hubspot-api-php/issues/98)."""
     return request.args.get(name, "false") == "true"
 
 

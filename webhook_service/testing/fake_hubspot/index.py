@@ -1,7 +1,8 @@
 """What the fake's CRM search can see of one object type, ordered for cheap paging.
 
 HubSpot's search shows a write only "after a few moments" and never shows archived records
-(FACTS.md 3.5). Keeping those published versions apart from the store, sorted by (modified ms, id),
+(https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm). Keeping those
+published versions apart from the store, sorted by (modified ms, id),
 lets the poller's query (a GTE watermark on the modified date, ascending) run as a bisect and a
 slice even over 200k records.
 """

@@ -1,6 +1,7 @@
-"""How the fake runs a CRM search request (FACTS.md 3.5) against a SearchIndex.
+"""How the fake runs a CRM search request against a SearchIndex.
 
-Search is where HubSpot differs most from a database, and where hubhook's poller must cope:
+Search (https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm) is where HubSpot
+differs most from a database, and where hubhook's poller must cope:
 paging stops at 10,000 results, ties are broken by id, numbers and dates compare as numbers.
 Range filters on the modified date become a slice of the index, so the poller's query stays cheap
 over 200k records; any other query takes the generic path (filter everything, then sort).

@@ -1,6 +1,6 @@
 """A fake HubSpot API served over real HTTP, for hubhook's tests, demo and benchmarks.
 
-It speaks HubSpot's shapes (FACTS.md 3-6) so the real API client runs unchanged against it, and
+It speaks HubSpot's documented shapes so the real API client runs unchanged against it, and
 it reproduces what makes HubSpot hard: 207 partial batches, merged ids that resolve to a new
 record, archived records, search lag, the 10,000-result search cap, rolling rate limits, OAuth
 expiry, and scripted faults. Data lives per portal: ``add(..., portal_id=42)`` is visible only
@@ -162,7 +162,8 @@ class FakeHubSpot:
         self._portals.get(portal_id).properties.define(lookup(object_type), name, kind)
 
     def add_thread(self, thread_id: str | int, *, portal_id: int | None = None, **fields: Any) -> dict:
-        """A conversations thread in the PublicThread shape (FACTS.md 3.9); ``fields`` override defaults."""
+        """A conversations thread in the PublicThread shape; ``fields`` override defaults
+        (https://developers.hubspot.com/docs/api-reference/legacy/conversations/guide)."""
         stamp = iso(now_ms())
         thread = {"id": str(thread_id), "createdAt": stamp, "status": "OPEN", "inboxId": "1",
                   "associatedContactId": "1", "archived": False, "spam": False, "originalChannelId": "1000",

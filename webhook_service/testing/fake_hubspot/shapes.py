@@ -1,7 +1,9 @@
 """HubSpot's JSON shapes for the fake API: records, dates, property histories and error bodies.
 
 Every route of the fake answers through these helpers, so a record read by single GET, batch read,
-list or search looks the same, and every error carries the fields HubSpot's do (FACTS.md 3.2, 6).
+list or search looks the same, and every error carries the fields HubSpot's do (records:
+https://developers.hubspot.com/docs/api-reference/legacy/crm/using-object-apis; errors:
+https://developers.hubspot.com/docs/api-reference/error-handling).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ DEFAULT_PROPERTIES: dict[str, tuple[str, ...]] = {
     "tickets": ("content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority",
                 "subject"),
 }
-#: Activities name their create date ``hs_createdate`` (FACTS.md 3.5; the meeting sample shows it).
+#: Activities name their create date ``hs_createdate`` (the searchable-objects table of
+#: https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm).
 _ACTIVITIES = frozenset({"calls", "emails", "meetings", "notes", "tasks"})
 
 
@@ -143,7 +146,8 @@ def names_of(body: dict[str, Any], field: str) -> list[str] | None:
 
 
 def error_body(message: str, category: str, **extra: Any) -> dict[str, Any]:
-    """HubSpot's CRM error body (FACTS.md 6): status, message, correlationId, category, then extras."""
+    """HubSpot's CRM error body: status, message, correlationId, category, then extras
+    (https://developers.hubspot.com/docs/api-reference/error-handling)."""
     return {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category,
             **extra}
 

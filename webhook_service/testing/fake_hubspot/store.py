@@ -16,7 +16,8 @@ from webhook_service.testing.fake_hubspot.index import SearchIndex
 from webhook_service.testing.fake_hubspot.properties import PropertyCatalogue
 from webhook_service.testing.fake_hubspot.shapes import Record, as_property, created_property, parse_ms
 
-#: HubSpot-defined default association type ids (FACTS.md 3.6); pairs not listed get 1.
+#: HubSpot-defined default association type ids; pairs not listed get 1 (table in
+#: https://developers.hubspot.com/docs/api-reference/legacy/crm/associations/associate-records/guide).
 DEFAULT_ASSOCIATION: dict[tuple[str, str], int] = {
     ("contacts", "companies"): 279, ("companies", "contacts"): 280, ("deals", "contacts"): 3,
     ("contacts", "deals"): 4, ("deals", "companies"): 341, ("companies", "deals"): 342,
