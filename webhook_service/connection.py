@@ -1,7 +1,7 @@
-"""The only place Redis clients, queues and key names are built.
+"""The only place Redis clients and queues are built (key names: ``webhook_service.keys``).
 
 Every process (receiver, worker, poller, CLI) gets its Redis and its queue from here, so the
-serializer, timeouts and the key prefix cannot drift apart. Jobs use RQ's JSON serializer: job
+serializer and timeouts cannot drift apart. Jobs use RQ's JSON serializer: job
 arguments are plain JSON (validated events), never pickles and never secrets.
 """
 from __future__ import annotations
@@ -11,13 +11,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from webhook_service.config import Config
-
-KEY_PREFIX = "hubhook"
-
-
-def key(*parts: object) -> str:
-    """A hubhook Redis key: ``key("seen", digest)`` -> ``hubhook:seen:<digest>``. Never put a secret in one."""
-    return ":".join((KEY_PREFIX, *map(str, parts)))
+from webhook_service.keys import PREFIX as KEY_PREFIX, key  # noqa: F401  (moved: import them from keys)
 
 
 def redis_client(config: Config, *, socket_timeout: float | None = 5.0) -> Redis:

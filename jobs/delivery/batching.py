@@ -44,13 +44,12 @@ from redis import Redis
 from rq import Queue, get_current_job
 from rq.job import Job
 
-from webhook_service.receiver.intake import PROCESS_DELIVERY
+from webhook_service import keys
+from webhook_service.keys import PROCESS_DELIVERY
 from webhook_service.router import Handler
 
-from webhook_service.connection import key
-
 log = logging.getLogger("hubhook.worker")
-LEASES = key("coalesce", "leases")
+LEASES = keys.COALESCE_LEASES
 SOLO_TTL = 3600
 LEASE_GRACE = 15            # RQ kills a job at its timeout; the batch's last writes take milliseconds
 PEEK_CHUNK = 25
@@ -238,11 +237,11 @@ def claimed_count(redis: Redis) -> int:
 
 
 def _claim_list(claim_id: str) -> str:
-    return key("coalesce", "claim", claim_id)
+    return keys.coalesce_claim(claim_id)
 
 
 def _solo(job_id: str) -> str:
-    return key("coalesce", "solo", job_id)
+    return keys.coalesce_solo(job_id)
 
 
 def _text(value: bytes | str) -> str:

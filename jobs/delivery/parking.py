@@ -31,6 +31,7 @@ from rq.job_lifecycle import record_job_failure
 
 from webhook_service.config import Config
 from webhook_service.errors import HubSpotAPIError, MissingScopes, NoToken, RateLimited
+from webhook_service.keys import RUN_HANDLER
 from webhook_service.receiver.intake import DEAD_LETTER_TTL, DELIVERY_RETRY_INTERVALS, delivery_job
 
 from jobs.delivery import batching
@@ -38,7 +39,6 @@ from jobs.delivery.batching import Batch
 from jobs.delivery.fetching import ObjectChanges
 
 log = logging.getLogger("hubhook.worker")
-RUN_HANDLER = "jobs.process.run_handler"
 MAX_ATTEMPTS = len(DELIVERY_RETRY_INTERVALS) + 1   # the first try, then one after each interval
 
 

@@ -36,6 +36,7 @@ from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis import Redis
 
+from webhook_service import keys
 from webhook_service.config import Config
 from webhook_service.errors import RateLimited
 
@@ -69,7 +70,7 @@ class _Window(RateLimitItemPerSecond):
 class RateGovernor:
     """Blocks each caller until HubSpot's budget has room; shared across processes and machines."""
 
-    def __init__(self, redis: Redis, budget: Budget = Budget(), *, key_prefix: str = "hubhook:rate") -> None:
+    def __init__(self, redis: Redis, budget: Budget = Budget(), *, key_prefix: str = keys.RATE) -> None:
         storage = RedisStorage("redis://", connection_pool=redis.connection_pool, key_prefix=key_prefix)
         self._limiter = MovingWindowRateLimiter(storage)
         self._redis, self._prefix, self.budget = redis, key_prefix, budget
@@ -90,7 +91,7 @@ class RateGovernor:
             for name in self._pause_keys(scope, search):
                 pipe.pttl(name)
                 pipe.get(name)
-            pipe.get(self._key("learned", scope))
+            pipe.get(self._learned_key(scope))
             *pauses, learned = pipe.execute()
         for left_ms, policy in zip(pauses[::2], pauses[1::2]):
             if left_ms and left_ms > 0:
@@ -143,7 +144,7 @@ class RateGovernor:
         value = f"{most}/{interval or self.budget.burst_window * 1000}"
         told, at = self._told.get(scope, ("", 0.0))
         if told != value or time.monotonic() - at > 60:
-            self._redis.set(self._key("learned", scope), value, ex=LEARNED_TTL)
+            self._redis.set(self._learned_key(scope), value, ex=LEARNED_TTL)
             self._told[scope] = (value, time.monotonic())
         if left is not None and left < most // 2:  # only near the limit is a difference worth a look
             self._sync(scope, left, most, value)
@@ -170,7 +171,7 @@ class RateGovernor:
         if search:
             item, ids = self._search, ("search", scope)
         else:
-            item, ids = self._burst(self._redis.get(self._key("learned", scope))), ("burst", scope)
+            item, ids = self._burst(self._redis.get(self._learned_key(scope))), ("burst", scope)
         reset_at, left = self._limiter.get_window_stats(item, *ids)
         if left > 0:  # HubSpot says the window is full: so is ours, for every process
             self._limiter.hit(item, *ids, cost=left)
@@ -182,7 +183,7 @@ class RateGovernor:
     def pause(self, scope: str, seconds: float, policy: str, why: str = "", *, search: bool = False) -> float:
         """Pause ``scope`` for ``seconds`` (one key with a TTL); log once, by the process that set it.
         Returns the seconds left on the pause in force."""
-        name = self._key("pause", scope, "search") if search else self._key("pause", scope)
+        name = self._pause_key(scope, search)
         if self._redis.set(name, policy, px=max(1, int(seconds * 1000)), nx=True):
             if policy == "DAILY":
                 log.warning("HubSpot daily limit reached for %s (%s): its API work is paused for %.0f min, then "
@@ -195,23 +196,40 @@ class RateGovernor:
     # -- status ----------------------------------------------------------------------------------
     def remaining(self, scope: str = "app") -> int:
         """Requests left in the current burst window for ``scope`` (for status output)."""
-        item = self._burst(self._redis.get(self._key("learned", scope)))
+        item = self._burst(self._redis.get(self._learned_key(scope)))
         return int(self._limiter.get_window_stats(item, "burst", scope)[1])
 
     def limit(self, scope: str = "app") -> int:
         """Requests per burst window in force for ``scope``: learned from HubSpot, else configured."""
-        return self._burst(self._redis.get(self._key("learned", scope))).amount
+        return self._burst(self._redis.get(self._learned_key(scope))).amount
 
     def paused_for(self, scope: str = "app") -> float:
         """Seconds ``scope`` stays paused (0 when it is not)."""
-        left = self._redis.pttl(self._key("pause", scope))
+        left = self._redis.pttl(self._pause_key(scope))
         return left / 1000 if left and left > 0 else 0.0
 
     def _pause_keys(self, scope: str, search: bool) -> list[str]:
-        return [self._key("pause", scope)] + ([self._key("pause", scope, "search")] if search else [])
+        return [self._pause_key(scope)] + ([self._pause_key(scope, True)] if search else [])
 
-    def _key(self, *parts: str) -> str:
-        return ":".join((self._prefix, *parts))
+    def _learned_key(self, scope: str) -> str:
+        return keys.rate_learned(scope, self._prefix)
+
+    def _pause_key(self, scope: str, search: bool = False) -> str:
+        return keys.rate_pause(scope, search=search, prefix=self._prefix)
+
+
+def status_rows(config: Config, redis: Redis) -> list[dict]:
+    """Each scope (portal, or "app") that used the burst budget in its current window, for ``hubhook status``
+    (``webhook_service.operator.status_report`` calls it by its dotted path, ``keys.RATE_STATUS``)."""
+    governor = RateGovernor(redis, Budget(burst=config.burst_limit, search_per_second=config.search_limit))
+    prefix = keys.RATE_BURST_WINDOWS
+    rows = []
+    for name in sorted({k.decode() for k in redis.scan_iter(match=prefix + "*", count=1000)}):
+        scope = name[len(prefix):]
+        remaining, limit = governor.remaining(scope), governor.limit(scope)
+        rows.append({"scope": scope, "used": max(0, limit - remaining), "limit": limit,
+                     "paused_for": governor.paused_for(scope)})
+    return rows
 
 
 def headroom(most: int, seconds: int) -> int:

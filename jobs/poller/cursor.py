@@ -20,7 +20,7 @@ from typing import Any
 
 from redis import Redis
 
-from webhook_service.connection import key
+from webhook_service import keys
 from jobs.poller.leader import text
 
 #: ``KEYS``: cursor hash, seen set. ``ARGV``: new position, trim floor, then score/member pairs.
@@ -53,10 +53,10 @@ class Cursor:
     def __init__(self, redis: Redis, portal: int, object_type: str, stream: str) -> None:
         self.redis = redis
         self.portal, self.object_type, self.stream = portal, object_type, stream
-        self.key = key("poller", "cursor", portal, object_type, stream)
+        self.key = keys.poller_cursor(portal, object_type, stream)
         # Deletions have their own seen set: an archive time may equal some version's modified time.
         kind = "archive" if stream == "archive" else "changes"
-        self.seen_key = key("poller", "seen", portal, object_type, kind)
+        self.seen_key = keys.poller_seen(portal, object_type, kind)
         self._commit = redis.register_script(_COMMIT)
 
     def load(self) -> CursorState:

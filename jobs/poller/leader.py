@@ -21,10 +21,10 @@ import uuid
 from redis import Redis
 from redis.exceptions import LockError
 
-from webhook_service.connection import key
+from webhook_service import keys
 
 log = logging.getLogger("hubhook.poller")
-LEADER_KEY = key("poller", "leader")
+LEADER_KEY = keys.POLLER_LEADER
 
 
 class LostLeadership(Exception):

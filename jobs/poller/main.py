@@ -25,7 +25,8 @@ from webhook_service.router import Router
 
 from jobs.poller import polled_types
 from jobs.poller.backfill import Backfill, parse_since
-from webhook_service.connection import key, redis_client
+from webhook_service import keys
+from webhook_service.connection import redis_client
 from jobs.worker.context import Context
 from jobs.poller.cursor import Cursor, read_hash
 from jobs.poller.leader import Leadership, LostLeadership, Stopped, current_leader, text
@@ -225,7 +226,7 @@ def status_rows(config: Config) -> list[dict]:
     leader = current_leader(redis)
     now = time.time()
     rows = []
-    for name in sorted(text(k) for k in redis.scan_iter(match=key("poller", "cursor", "*"), count=500)):
+    for name in sorted(text(k) for k in redis.scan_iter(match=keys.POLLER_CURSORS, count=500)):
         *_, portal, object_type, stream = name.split(":")
         fields = read_hash(redis, name)
         position = int(fields["position"]) if fields.get("position") else None

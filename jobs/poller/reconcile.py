@@ -21,7 +21,7 @@ from redis import Redis
 
 from webhook_service.router import object_name
 
-from webhook_service.connection import key
+from webhook_service import keys
 
 #: A webhook's occurredAt and the record's modified date are stamped by different parts of HubSpot;
 #: a version modified at most this much after the webhook's change counts as that same change.
@@ -32,10 +32,10 @@ POLL_SOURCE = "HUBHOOK_POLL"
 
 
 def notes_key(portal: int | str, object_type: str) -> str:
-    return key("poller", "webhook", portal, object_type)
+    return keys.poller_webhook_notes(portal, object_type)
 
 
-PORTALS_KEY = key("poller", "webhook", "portals")
+PORTALS_KEY = keys.POLLER_WEBHOOK_PORTALS
 
 
 def note_webhook_changes(redis: Redis, events: Iterable[dict],

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq.job import Job
 from rq.queue import Queue
 
-from webhook_service.receiver.intake import PROCESS_DELIVERY
+from webhook_service.keys import PROCESS_DELIVERY, RUN_HANDLER
 from webhook_service.logs import redact
 
 from jobs.worker import context
@@ -25,30 +26,11 @@ from jobs.delivery import fetching
 from webhook_service.telemetry import object_history
 from jobs.worker import recording
 from webhook_service.telemetry import backlog
+from webhook_service.telemetry.backlog import delivery_events
 from webhook_service.telemetry import stats
-from jobs.delivery.parking import RUN_HANDLER
 from jobs.worker.allowlist import JOB_FUNCTIONS
 
 log = logging.getLogger("hubhook.worker")
-
-
-def delivery_events(job: Job, outcome: str = "failed") -> int:
-    """How many pending events a finished delivery job takes off the count (0 for other jobs).
-
-    A successful job reports what it processed: its own events plus the small deliveries it took
-    along (``jobs.delivery.batching``), less the events it handed on to a rescheduled job (``jobs.delivery.parking``),
-    which stay pending. A failed one is only its own events: RQ or ``coalesce.release`` put the
-    deliveries it took along back on the queue.
-    """
-    try:
-        if job.func_name != PROCESS_DELIVERY or not job.args:
-            return 0
-        result = getattr(job, "_result", None)
-        if outcome == "ok" and isinstance(result, dict) and isinstance(result.get("events"), int):
-            return max(0, result["events"] - int(result.get("rescheduled") or 0))
-        return len(job.args[0])
-    except Exception:  # a job whose payload cannot be decoded: nothing to count
-        return 0
 
 
 def _function(job: Job) -> str:
@@ -111,6 +93,14 @@ class BookkeepingMixin:
         final = bool(job.number_of_retries and job.number_of_retries >= retry.max)
         super().handle_job_retry(job, queue, retry, *args, **kwargs)  # type: ignore[misc]
         self._job_ended(job, "failed" if final else "retried")
+
+    def write_records(self, pipe: Pipeline) -> Any:
+        """The figures and object histories the job buffered, queued on the MULTI that records its
+        success (``webhook_service.rq_internals.lean_worker``)."""
+        return recording.write(pipe, context.current().config.history_ttl)
+
+    def put_back_records(self, taken: Any) -> None:
+        recording.put_back(taken)
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()  # type: ignore[misc]

@@ -15,9 +15,7 @@ from typing import Any
 
 from rq.job import Job
 
-from webhook_service.receiver.intake import PROCESS_DELIVERY
-
-from jobs.delivery.parking import RUN_HANDLER
+from webhook_service.keys import PROCESS_DELIVERY, RUN_HANDLER
 
 #: Every function hubhook enqueues: deliveries (receiver, poller, hand-offs) and handler retries.
 JOB_FUNCTIONS = frozenset({PROCESS_DELIVERY, RUN_HANDLER})

@@ -18,7 +18,8 @@ from webhook_service.loading import load_router
 from webhook_service.router import Router
 
 from jobs.hubspot.tokens import Auth, auth_for
-from webhook_service.connection import key, queue, redis_client
+from webhook_service import keys
+from webhook_service.connection import queue, redis_client
 from jobs.hubspot.client import HubSpotClient
 from jobs.hubspot.rate_budget import Budget, RateGovernor
 
@@ -68,7 +69,7 @@ class Context:
 
     def lock(self, name: str, *, timeout: float = 60.0, blocking_timeout: float | None = None):
         """A Redis lock shared by every process (``event.lock``)."""
-        return self.redis.lock(key("lock", name), timeout=timeout, blocking_timeout=blocking_timeout,
+        return self.redis.lock(keys.lock(name), timeout=timeout, blocking_timeout=blocking_timeout,
                                thread_local=False)
 
 

@@ -70,11 +70,11 @@ def web(port: int | None, workers: int | None, connections: int, threads: int | 
 @click.option("--name", help="Worker name shown in status and rq-dashboard.")
 def worker(handlers: str | None, burst: bool, name: str | None) -> None:
     """Run a worker: enrich deliveries and call your handlers."""
-    from jobs.worker.worker import run
+    from webhook_service import keys
 
     config = _config(handlers)
     _logging(config)
-    run(config, burst=burst, name=name)
+    keys.load(keys.WORKER_RUN)(config, burst=burst, name=name)
 
 
 @cli.command()
@@ -86,12 +86,12 @@ def poll(handlers: str | None, once: bool, backfill: bool, since: str | None) ->
     """Feed handlers of types HubSpot sends no webhooks for, from the CRM search API."""
     from webhook_service.telemetry import stats
     from webhook_service.connection import redis_client
-    from jobs.poller.main import run
+    from webhook_service import keys
 
     config = _config(handlers)
     _logging(config)
     stats.start_autoflush(redis_client(config))  # the poller's HubSpot calls reach /metrics too
-    run(config, once=once, backfill=backfill, since=since)
+    keys.load(keys.POLLER_RUN)(config, once=once, backfill=backfill, since=since)
 
 
 @cli.command("send-test-event")

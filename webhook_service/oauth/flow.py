@@ -36,6 +36,7 @@ from urllib3.util.retry import Retry
 
 from webhook_service.config import Config
 from webhook_service.errors import ConfigError, HubSpotAPIError, TransientAPIError
+from webhook_service.keys import OAUTH_USED_STATES
 
 TOKEN_PATH = "/oauth/v3/token"
 CALLBACK_PATH = "/oauth/callback"
@@ -46,8 +47,7 @@ STATE_TTL = 600
 MAX_OPEN_INSTALLS = 10_000
 MAX_STATE_LENGTH = 200
 TIMEOUT = (3.05, 15)
-_PREFIX = "hubhook:oauth"
-_USED_KEY = f"{_PREFIX}:used-states"
+_USED_KEY = OAUTH_USED_STATES
 
 
 @dataclass(frozen=True)

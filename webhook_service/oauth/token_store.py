@@ -37,12 +37,12 @@ from webhook_service import logs
 from webhook_service.oauth import flow as oauth
 from webhook_service.config import Config
 from webhook_service.errors import NoToken, TransientAPIError
+from webhook_service import keys
 from webhook_service.oauth.flow import TokenSet
 
 log = logging.getLogger("hubhook.oauth")
 REFRESH_MARGIN = 300.0
 LOCK_TIMEOUT = 30
-_PREFIX = "hubhook:oauth"
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class TokenStore:
         _register(tokens)
         with self.redis.pipeline() as pipe:
             pipe.set(self._key(tokens.portal_id), self._crypto.encrypt(tokens.to_json().encode()))
-            pipe.sadd(f"{_PREFIX}:portals", tokens.portal_id)
+            pipe.sadd(keys.OAUTH_PORTALS, tokens.portal_id)
             pipe.execute()
         with self._guard:
             self._cache[tokens.portal_id] = tokens
@@ -143,7 +143,7 @@ class TokenStore:
 
     def portals(self) -> list[int]:
         """Portals that installed the app."""
-        return sorted(int(p) for p in self.redis.smembers(f"{_PREFIX}:portals"))
+        return sorted(int(p) for p in self.redis.smembers(keys.OAUTH_PORTALS))
 
     # -- the provider the API client uses --------------------------------------------------------
     def token_for(self, portal_id: int | None) -> str:
@@ -174,7 +174,7 @@ class TokenStore:
         return self._refresh(portal_id, stale=rejected).access_token
 
     def _refresh(self, portal_id: int, *, stale: str) -> TokenSet:
-        lock = self.redis.lock(f"{_PREFIX}:refresh:{portal_id}", timeout=LOCK_TIMEOUT,
+        lock = self.redis.lock(keys.oauth_refresh_lock(portal_id), timeout=LOCK_TIMEOUT,
                                blocking_timeout=LOCK_TIMEOUT + 5, thread_local=False)
         if not lock.acquire():
             raise TransientAPIError(f"the token refresh of portal {portal_id} is taking too long in another process")
@@ -202,7 +202,7 @@ class TokenStore:
 
     @staticmethod
     def _key(portal_id: int) -> str:
-        return f"{_PREFIX}:portal:{int(portal_id)}"
+        return keys.oauth_tokens(portal_id)
 
 
 def _register(tokens: TokenSet) -> None:

@@ -20,9 +20,9 @@ from rq.registry import FailedJobRegistry
 
 from webhook_service.config import Config
 
+from webhook_service import keys
 from webhook_service.telemetry import backlog
-from jobs.worker import allowlist
-from jobs.worker.accounting import delivery_events
+from webhook_service.telemetry.backlog import delivery_events
 from webhook_service.connection import queue as build_queue
 
 DELIVERY = "delivery"
@@ -53,6 +53,7 @@ def dead_letters(config: Config) -> list[DeadLetter]:
     queue = build_queue(config)
     registry = FailedJobRegistry(queue=queue)
     letters = []
+    refusal = keys.load(keys.JOB_REFUSAL)
     for job_id in registry.get_job_ids():
         try:
             job = Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer)
@@ -60,7 +61,7 @@ def dead_letters(config: Config) -> list[DeadLetter]:
             continue
         result = job.latest_result()
         error = ((result.exc_string if result else "") or "").strip().splitlines()
-        refused = "refused" in job.meta or allowlist.refusal(job) is not None
+        refused = "refused" in job.meta or refusal(job) is not None
         handler = REFUSED if refused else str(job.meta.get("handler", DELIVERY))
         letters.append(DeadLetter(job_id, handler, "" if refused else job.description or "", job.ended_at,
                                   error[-1][:200] if error else "", 0 if refused else delivery_events(job)))

@@ -18,7 +18,7 @@ from rq.utils import str_to_date
 from webhook_service.config import Config
 
 from webhook_service.telemetry import backlog
-from webhook_service.connection import key
+from webhook_service import keys
 
 #: Dead letters are attributed to handlers from their job's meta, one pipeline for up to this many.
 DEAD_LETTER_SAMPLE = 1000
@@ -111,26 +111,13 @@ def workers(redis: Redis, queue: Queue) -> list[dict]:
 def poll_rows(config: Config) -> list[dict] | None:
     """The poller's cursors (``jobs.poller.main.status_rows``), or None when this install has no poller."""
     try:
-        from jobs.poller.main import status_rows
+        status_rows = keys.load(keys.POLLER_STATUS)
     except (ImportError, AttributeError):
         return None
     return status_rows(config)
 
 
 def rate_budget(config: Config, redis: Redis) -> list[dict]:
-    """Each scope (portal, or "app") that used the burst budget in its current window."""
-    from jobs.hubspot.rate_budget import Budget, RateGovernor
-
-    governor = RateGovernor(redis, Budget(burst=config.burst_limit, search_per_second=config.search_limit))
-    prefix = key("rate", "LIMITER/burst/")
-    rows = []
-    for name in sorted({k.decode() for k in redis.scan_iter(match=prefix + "*", count=1000)}):
-        scope = name[len(prefix):]
-        remaining = governor.remaining(scope)
-        try:
-            limit = governor._burst(redis.get(key("rate", "learned", scope))).amount
-        except AttributeError:  # the governor changed shape: fall back to the configured budget
-            limit = config.burst_limit
-        paused = getattr(governor, "paused_for", lambda s: 0.0)(scope)
-        rows.append({"scope": scope, "used": max(0, limit - remaining), "limit": limit, "paused_for": paused})
-    return rows
+    """Each scope (portal, or "app") that used the burst budget in its current window
+    (``jobs.hubspot.rate_budget.status_rows``)."""
+    return keys.load(keys.RATE_STATUS)(config, redis)

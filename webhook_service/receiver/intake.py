@@ -37,9 +37,10 @@ from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.job import Job
 
+from webhook_service import keys
 from webhook_service.config import Config
+from webhook_service.keys import PROCESS_DELIVERY
 
-PROCESS_DELIVERY = "jobs.process.process_delivery"
 #: The one field HubSpot changes when it sends a change again: everything else it sent identifies it.
 _RETRY_FIELD = "attemptNumber"
 #: Delivery jobs that fail (HubSpot down, a bug) are retried with these delays (seconds), then parked.
@@ -179,10 +180,10 @@ def drop_stale(events: list[dict], max_age: int, *, now: float | None = None) ->
 
 def _seen_prefix(key_prefix: str, dedupe_ttl: int) -> str:
     """Seen-sets are per TTL: the poller's 1 h digests must not live in (and as long as) the webhook's."""
-    return f"{key_prefix}:seen:{dedupe_ttl}:"
+    return keys.seen_prefix(dedupe_ttl, key_prefix)
 
 
-def was_seen(connection: Redis, event: dict, *, key_prefix: str = "hubhook",
+def was_seen(connection: Redis, event: dict, *, key_prefix: str = keys.PREFIX,
              dedupe_ttl: int = Config.dedupe_ttl) -> bool:
     """Would a delivery of ``event`` now be dropped as a redelivery? (Tests, operators; not the hot path.)"""
     width = -(-dedupe_ttl // 2)
@@ -227,7 +228,7 @@ def _enqueue_commands(connection: Redis, queue: Queue, job: Job) -> list:
 
 
 def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, source: str = "webhook",
-                     dedupe_ttl: int = Config.dedupe_ttl, key_prefix: str = "hubhook",
+                     dedupe_ttl: int = Config.dedupe_ttl, key_prefix: str = keys.PREFIX,
                      job_timeout: int = Config.job_timeout,
                      max_pending: int = 0) -> Intake:
     """Enqueue the events not seen before as one job; return what was kept. Raises RedisError.
@@ -236,7 +237,7 @@ def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, sou
     enqueue, in the same script; at ``max_pending`` or more (0: no limit) nothing is enqueued or
     marked seen and the Intake says ``throttled``.
     """
-    pending_key = f"{key_prefix}:pending_events"
+    pending_key = keys.pending_events(key_prefix)
     seen_prefix = _seen_prefix(key_prefix, dedupe_ttl)
     unique: dict[bytes, dict] = {}
     for event in events:

@@ -15,8 +15,8 @@ already knows or read what the worker already has in hand:
 * Success with ``result_ttl=0`` (every hubhook job): RQ's ``Job.delete`` reads the job's status and
   fetches every execution twice, one round trip each, before its MULTI. Here one pipelined read
   (dependents, execution ids) and one MULTI do the same deletes, with the job's figures and object
-  histories (``jobs.worker.recording``) in that MULTI. A job with dependents, repeats, a group, a rate
-  limit or a kept result takes RQ's own path.
+  histories (``write_records``, which the worker fills from ``jobs.worker.recording``) in that MULTI.
+  A job with dependents, repeats, a group, a rate limit or a kept result takes RQ's own path.
 
 A dead execution left in the job's list (its worker was SIGKILLed) is deleted with the others here;
 RQ's path cannot fetch it and fails the job after it succeeded, so before RQ's path
@@ -35,8 +35,6 @@ from rq.results import Result
 from rq.utils import as_text, now
 from rq.worker import WorkerStatus
 
-from jobs.worker import context
-from jobs.worker import recording
 from webhook_service.rq_internals import recovery
 
 HEARTBEAT_EVERY = 5.0          # seconds between standalone heartbeats; the worker key lives worker_ttl + 60
@@ -133,9 +131,18 @@ class LeanMixin:
             self.cleanup_execution(job, pipe, execution)
             pipe.delete(job.key, job.dependents_key, job.dependencies_key, Result.get_key(job.id),
                         job.execution_registry.key)
-            taken = recording.write(pipe, context.current().config.history_ttl)
+            taken = self.write_records(pipe)
             try:
                 pipe.execute()
             except BaseException:
-                recording.put_back(taken)
+                self.put_back_records(taken)
                 raise
+
+    def write_records(self, pipe: Pipeline) -> Any:
+        """Queue on ``pipe`` what the job buffered (figures, object histories) to go with its outcome;
+        return what ``put_back_records`` needs if that MULTI fails. The worker says what that is
+        (``jobs.worker.accounting``): the RQ layer stays free of hubhook's job side. Nothing here."""
+        return None
+
+    def put_back_records(self, taken: Any) -> None:
+        """Keep what ``write_records`` took for the next write: its MULTI failed."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 
-from webhook_service.connection import key
+from webhook_service.keys import PENDING_EVENTS, PROCESS_DELIVERY
 
-PENDING_KEY = key("pending_events")
+PENDING_KEY = PENDING_EVENTS
 
 _DONE = """
 local left = redis.call('DECRBY', KEYS[1], ARGV[1])
@@ -55,3 +56,23 @@ def read(redis: Redis) -> int:
     """The current count (0 when the key does not exist yet)."""
     value = redis.get(PENDING_KEY)
     return max(0, int(value)) if value else 0
+
+
+def delivery_events(job: Job, outcome: str = "failed") -> int:
+    """How many pending events a finished delivery job takes off the count (0 for other jobs): the
+    worker subtracts them (``jobs.worker.accounting``), ``hubhook replay`` adds them back.
+
+    A successful job reports what it processed: its own events plus the small deliveries it took
+    along (``jobs.delivery.batching``), less the events it handed on to a rescheduled job
+    (``jobs.delivery.parking``), which stay pending. A failed one is only its own events: RQ or
+    ``coalesce.release`` put the deliveries it took along back on the queue.
+    """
+    try:
+        if job.func_name != PROCESS_DELIVERY or not job.args:
+            return 0
+        result = getattr(job, "_result", None)
+        if outcome == "ok" and isinstance(result, dict) and isinstance(result.get("events"), int):
+            return max(0, result["events"] - int(result.get("rescheduled") or 0))
+        return len(job.args[0])
+    except Exception:  # a job whose payload cannot be decoded: nothing to count
+        return 0

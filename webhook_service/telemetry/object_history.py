@@ -22,7 +22,7 @@ from redis.client import Pipeline
 
 from webhook_service.logs import redact
 
-from webhook_service.connection import key
+from webhook_service import keys
 
 HISTORY_LENGTH = 30
 _CHANGE_FIELDS = ("subscriptionType", "eventId", "occurredAt", "propertyName", "propertyValue", "changeSource",
@@ -33,7 +33,7 @@ _pending: list[tuple[str, str]] = []
 
 def history_key(object_type: str, object_id: str | int) -> str:
     """``hubhook:history:<type>:<id>``; ``object_type`` is the singular name (``deal``)."""
-    return key("history", object_type, object_id)
+    return keys.history(object_type, object_id)
 
 
 def compact(change: dict) -> dict:

@@ -25,10 +25,10 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 
-from webhook_service.connection import key
+from webhook_service import keys
 
 log = logging.getLogger("hubhook.stats")
-STATS_KEY = key("stats")
+STATS_KEY = keys.STATS
 #: Seconds; handler latency and the like. ``+Inf`` is implied.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _VERSION = re.compile(r"^(\d{4}-\d{2}|v\d+)$")
