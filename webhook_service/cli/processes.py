@@ -105,11 +105,11 @@ def send_test_event(subscription_type: str, object_id: int, prop: str | None, va
     """Sign a delivery exactly as HubSpot does and POST it to the receiver."""
     import requests
 
-    from webhook_service.router import _check_pattern
+    from webhook_service.router import check_pattern
     from webhook_service.testing.deliveries import make_event, signed_delivery
 
     config = _config().require_secret()
-    _check_pattern(subscription_type)
+    check_pattern(subscription_type)
     if subscription_type.endswith(".propertyChange") and not prop:
         raise click.UsageError("propertyChange events need --property NAME (and usually --value V)")
     target = url or config.webhook_url or f"http://localhost:{config.port}/webhooks/hubspot"
