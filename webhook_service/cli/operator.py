@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -19,6 +18,7 @@ from redis.exceptions import RedisError
 from webhook_service import logs, objects
 from webhook_service.config import Config
 from webhook_service.errors import ConfigError, HubhookError
+from webhook_service.timestamps import iso_utc
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
@@ -56,9 +56,7 @@ def operator_config() -> Config:
 
 
 def _iso(epoch: float | None) -> str:
-    if not epoch:
-        return "-"
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return iso_utc(epoch * 1000, terminal=True) if epoch else "-"
 
 
 def gather_status(config: Config) -> dict[str, Any]:
