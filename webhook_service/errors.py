@@ -9,6 +9,7 @@
         ├── RateLimited        429: carries the policy name and how long to wait
         ├── MissingScopes      403 MISSING_SCOPES: carries the scopes HubSpot named
         ├── NoToken            no usable token for a portal (OAuth app not installed there, refresh refused)
+        ├── OAuthRefused       HubSpot's token endpoint refused a code or refresh token (invalid_grant...)
         └── TransientAPIError  5xx, timeouts, connection failures: worth retrying later
 
 Every message is safe to log: none carries a secret or a token.
@@ -88,3 +89,8 @@ class NoToken(HubSpotAPIError):
     def __init__(self, message: str, *, portal_id: int | None = None, **kwargs) -> None:
         super().__init__(message, **kwargs)
         self.portal_id = portal_id
+
+
+class OAuthRefused(HubSpotAPIError):
+    """HubSpot's token endpoint refused an install's code or a refresh token (``invalid_grant`` and
+    friends); ``category`` carries HubSpot's error code. A worker turns a refused refresh into NoToken."""

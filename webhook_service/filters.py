@@ -14,7 +14,8 @@ the handler testing kit (``webhook_service.testing``), so a test sees exactly wh
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+
+from webhook_service.timestamps import parse_ms_or_none
 
 #: A history entry up to this long after ``occurredAt`` still counts as the change itself (clock skew).
 SAME_CHANGE_MS = 1000
@@ -48,15 +49,6 @@ class IgnoreSources:
         return kept, dropped
 
 
-def _epoch_ms(stamp: object) -> int | None:
-    if isinstance(stamp, (int, float)):
-        return int(stamp)
-    try:
-        return int(datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
-
-
 def old_value(record: dict | None, change: dict) -> str | None:
     """The value ``change``'s property had just before ``change``; None when it had none (or unknown).
 
@@ -66,7 +58,8 @@ def old_value(record: dict | None, change: dict) -> str | None:
     """
     name = change.get("propertyName")
     entries = ((record or {}).get("propertiesWithHistory") or {}).get(name) or []
-    timed = sorted(((_epoch_ms(e.get("timestamp")), e.get("value")) for e in entries if isinstance(e, dict)),
+    timed = sorted(((parse_ms_or_none(e.get("timestamp")), e.get("value"))
+                    for e in entries if isinstance(e, dict)),
                    key=lambda pair: pair[0] if pair[0] is not None else -1, reverse=True)
     limit = int(change.get("occurredAt") or 0) + SAME_CHANGE_MS
     candidates = [i for i, (ms, _) in enumerate(timed) if ms is not None and ms <= limit]

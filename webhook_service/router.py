@@ -90,7 +90,7 @@ class Router:
             raise RegistrationError(f"unknown option {unknown[0]!r} for {pattern!r}; options are: {', '.join(OPTIONS)}")
         if not callable(fn):
             raise RegistrationError(f"handler for {pattern!r} must be callable, got {type(fn).__name__}")
-        _check_pattern(pattern)
+        check_pattern(pattern)
         prop = options.get("property")
         if prop is not None and not pattern.endswith(".propertyChange"):
             raise RegistrationError(f"property= only works with <object>.propertyChange patterns, not {pattern!r}; "
@@ -129,7 +129,10 @@ class Router:
                 if h.object_type not in (None, objects.GENERIC_PREFIX) and objects.is_known(h.object_type)}
 
 
-def _check_pattern(pattern: str) -> None:
+def check_pattern(pattern: str) -> None:
+    """Raise RegistrationError, with the fix, unless ``pattern`` names events HubSpot can send
+    (``deal.propertyChange``, ``deal.*``, ``*``...): ``Router.on`` checks every handler's pattern with
+    it, and ``hubhook send-test-event`` its subscription type."""
     if pattern == "*":
         return
     prefix, dot, action = pattern.partition(".") if isinstance(pattern, str) else ("", "", "")

@@ -34,7 +34,6 @@ from jobs.worker import recording
 from jobs.poller import reconcile
 from jobs.delivery.fetching import Enrichment, ObjectChanges
 from jobs.hubspot.client import HubSpotClient
-from jobs.hubspot.portal_client import PortalClient
 
 log = logging.getLogger("hubhook.worker")
 RUN_HANDLER = parking.RUN_HANDLER
@@ -53,7 +52,7 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
         if source == "webhook":  # so reconciliation polling does not deliver these changes a second time
             reconcile.note_webhook_changes(ctx.redis, events, ctx.config.reconcile_interval)
         work = [(item, hs) for item in fetching.group_changes(dispatch.drop_echoes(ctx.config, events))
-                if (hs := _handlers_for(ctx.router.handlers, item))]
+                if (hs := dispatch.handlers_for(ctx.router.handlers, item))]
         fetched, failed = fetching.fetch_groups(_client(ctx, source), work) if work else ({}, {})
         calls = failures = 0
         deferred = []
@@ -102,20 +101,9 @@ def _routable(events: list[dict]) -> list[dict]:
     return kept
 
 
-def _handlers_for(handlers: list[Handler], item: ObjectChanges) -> list[Handler]:
-    return [h for h in handlers if any(h.matches(c) for c in item.changes)]
-
-
 def _event(ctx: context.Context, handler: Handler, item: ObjectChanges, enrichment: Enrichment,
            source: str) -> Event:
-    latest = [c for c in item.changes if handler.matches(c)][-1]
-    return Event.build(
-        object_type=item.object_type, object_id=item.object_id, portal_id=item.portal_id,
-        subscription_type=f"{item.object_type}.{latest['subscriptionType'].split('.', 1)[1]}",
-        source=source, changes=item.changes, record=enrichment.record, associations=enrichment.associations,
-        merged_object_ids=item.merged_ids, handler=handler.name,
-        hubspot=PortalClient(_client(ctx, source), item.portal_id), lock_factory=ctx.lock,
-    )
+    return dispatch.build_event(handler, item, enrichment, source, _client(ctx, source), ctx.lock)
 
 
 def _call(ctx: context.Context, handler: Handler, item: ObjectChanges, enrichment: Enrichment,

@@ -31,14 +31,11 @@ from webhook_service.errors import (
 
 from webhook_service.telemetry import stats
 from jobs.hubspot.tokens import Auth, StaticAuth
-from jobs.hubspot.rate_budget import RateGovernor
+from jobs.hubspot.rate_budget import POLICY_WAIT, RateGovernor
 
 log = logging.getLogger("hubhook.api")
 #: (connect, read) seconds. With two read retries a silent HubSpot costs at most ~50 s, inside a job's 60.
 TIMEOUT = (3.05, 15)
-#: Seconds to wait after a 429 when there is no governor to ask, by policyName (the windows of
-#: https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines).
-POLICY_WAIT = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": 3600.0}
 #: What a record id put in a URL path must be, all of it (``fullmatch``).
 RECORD_ID = re.compile(r"[0-9]{1,20}")
 

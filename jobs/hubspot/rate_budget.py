@@ -45,7 +45,9 @@ HEADROOM = 0.02            # of HubSpot's Max, kept unused: a request arriving a
 JITTER = 0.5               # ... and at least this many seconds' worth, for windows refilled in bursts
 DAILY_PROBE = 3600.0       # the daily limit resets at midnight in the account's time zone: probe hourly
 LEARNED_TTL = 3600         # a learned budget is forgotten an hour after HubSpot last said it
-POLICY_WAIT = {"SECONDLY": 1.0, "DAILY": DAILY_PROBE}
+#: Seconds to wait after a 429 that names its policyName and says nothing more (no Retry-After): the
+#: 10-second burst window, the per-second search limit, the daily limit (probed hourly).
+POLICY_WAIT = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": DAILY_PROBE}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from jobs.worker.context import Context
 from jobs.poller.cursor import Cursor
 from jobs.poller.search_pass import Guard, enqueue, now_ms
 from jobs.poller.polled_types import Stream, deletion_event
-from jobs.poller.search_walk import parse_ms
+from webhook_service.timestamps import parse_ms
 
 log = logging.getLogger("hubhook.poller")
 LIST_LIMIT = 100

@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 
 from tqdm import tqdm
 
 from webhook_service.errors import ConfigError
+from webhook_service.timestamps import iso_utc, parse_iso_ms
 
 from jobs.worker.context import Context
 from jobs.poller.cursor import Cursor
@@ -37,13 +37,10 @@ def parse_since(value: str | None) -> int:
     if not value:
         return 0
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return parse_iso_ms(value)
     except ValueError:
         raise ConfigError(f"--since must be a date like 2024-05-01 or 2024-05-01T12:00:00Z, "
                           f"got {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return round(parsed.timestamp() * 1000)
 
 
 class Backfill:
@@ -117,6 +114,4 @@ class Backfill:
 
 
 def _iso(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds")
+    return "-" if ms is None else iso_utc(ms)

@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from redis.exceptions import RedisError
 
 from webhook_service.config import Config
 from webhook_service.errors import ConfigError, HubSpotAPIError, RateLimited
 from webhook_service.router import Router
+from webhook_service.timestamps import iso_utc
 
 from jobs.poller import polled_types
 from jobs.poller.backfill import Backfill, parse_since
@@ -233,14 +233,8 @@ def status_rows(config: Config) -> list[dict]:
         reference = int(fields.get("caught_up_to") or position or 0)
         polled_at = float(fields["polled_at"]) if fields.get("polled_at") else None
         rows.append({"portal": int(portal), "type": object_type, "stream": stream,
-                     "cursor": _iso(position),
+                     "cursor": iso_utc(position) if position is not None else None,
                      "lag_seconds": round(now - reference / 1000, 1) if reference else None,
-                     "last_poll": _iso(polled_at * 1000) if polled_at else None,
+                     "last_poll": iso_utc(polled_at * 1000) if polled_at else None,
                      "outcome": fields.get("outcome", "never polled"), "leader": leader})
     return rows
-
-
-def _iso(ms: float | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds")

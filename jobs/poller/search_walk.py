@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+
+from webhook_service.timestamps import parse_ms
 
 MAX_RESULTS = 10_000
 PAGE_SIZE = 200
@@ -113,14 +114,3 @@ def created_ms(result: dict, prop: str) -> int | None:
     props = result.get("properties") or {}
     value = result.get("createdAt") or props.get(prop)
     return parse_ms(value) if value else None
-
-
-def parse_ms(value: object) -> int:
-    """Epoch ms from ``"1700000000000"`` or ``"2023-11-14T22:13:20.000Z"``; ValueError otherwise."""
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return round(parsed.timestamp() * 1000)

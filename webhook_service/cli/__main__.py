@@ -1,4 +1,4 @@
-"""``python -m webhook_service.cli.processes``: the same as the ``hubhook`` command."""
-from webhook_service.cli.processes import main
+"""``python -m webhook_service.cli``: the same as the ``hubhook`` command."""
+from webhook_service.cli.group import main
 
 main()

@@ -1,4 +1,5 @@
-"""``hubhook run``: the Procfile's processes in one terminal, for development.
+"""Development commands: ``hubhook run`` (the Procfile's processes in one terminal) and
+``hubhook send-test-event`` (a delivery signed as HubSpot signs it).
 
 honcho's Manager runs ``hubhook web``, ``hubhook worker`` (one or more) and ``hubhook poll``, prefixes
 each output line with the process name, and when one process exits or Ctrl-C arrives it stops all
@@ -14,11 +15,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from honcho.manager import Manager
+import click
 
+from webhook_service.cli.shared import _config, handlers_option
 from webhook_service.config import Config
-from webhook_service.devstack import RedisProcess
-from webhook_service.loading import load_router
+from webhook_service.errors import HubhookError
 
 
 def _hubhook() -> str:
@@ -39,6 +40,11 @@ def commands(workers: int, poller: bool) -> dict[str, str]:
 
 def run_all(*, handlers: str | None = None, workers: int = 1, poller: bool = True, port: int | None = None) -> int:
     """Start everything, multiplex the output, stop everything; return the exit status."""
+    from honcho.manager import Manager  # only `hubhook run` needs these, not every process's start-up
+
+    from webhook_service.devstack import RedisProcess
+    from webhook_service.loading import load_router
+
     env = dict(os.environ)  # the children's environment: what the user set, plus the choices below
     if handlers:
         env["HUBHOOK_HANDLERS"] = handlers
@@ -64,3 +70,57 @@ def run_all(*, handlers: str | None = None, workers: int = 1, poller: bool = Tru
         if redis is not None:
             redis.stop()
     return manager.returncode or 0
+
+
+@click.command()
+@handlers_option
+@click.option("--workers", "worker_count", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--no-poller", is_flag=True, help="Do not start `hubhook poll`.")
+@click.option("--port", type=int, help="Port of the receiver (default: $PORT or 8000).")
+def run(handlers: str | None, worker_count: int, no_poller: bool, port: int | None) -> None:
+    """Every process in one terminal for development: web, worker(s), poller; Ctrl-C stops them all."""
+    if worker_count < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--workers")
+    sys.exit(run_all(handlers=handlers, workers=worker_count, poller=not no_poller, port=port))
+
+
+@click.command("send-test-event")
+@click.argument("subscription_type")
+@click.option("--object-id", type=int, required=True)
+@click.option("--property", "prop", help="Property name (propertyChange events).")
+@click.option("--value", help="New property value (propertyChange events).")
+@click.option("--portal-id", type=int, default=62515, show_default=True)
+@click.option("--url", help="Receiver URL (default: $HUBHOOK_WEBHOOK_URL or http://localhost:$PORT/webhooks/hubspot).")
+def send_test_event(subscription_type: str, object_id: int, prop: str | None, value: str | None,
+                    portal_id: int, url: str | None) -> None:
+    """Sign a delivery exactly as HubSpot does and POST it to the receiver."""
+    import requests
+
+    from webhook_service.router import check_pattern
+    from webhook_service.testing.deliveries import make_event, signed_delivery
+
+    config = _config().require_secret()
+    check_pattern(subscription_type)
+    if subscription_type.endswith(".propertyChange") and not prop:
+        raise click.UsageError("propertyChange events need --property NAME (and usually --value V)")
+    target = url or config.webhook_url or f"http://localhost:{config.port}/webhooks/hubspot"
+    event = make_event(subscription_type, object_id, portal_id=portal_id, property=prop, value=value)
+    try:
+        # HubSpot signs the URL it sends, so sign requests' percent-encoded URL (a space or "ü" in the
+        # query goes out as %20 or %C3%BC), not the one typed.
+        request = requests.Request("POST", target).prepare()
+    except requests.RequestException as exc:
+        raise HubhookError(f"--url {target[:80]!r} is not a URL requests can send ({type(exc).__name__}): "
+                           f"give the full URL, e.g. http://localhost:8000/webhooks/hubspot") from None
+    body, headers = signed_delivery([event], config.client_secrets[0], request.url)
+    request.prepare_body(body, None)
+    request.headers.update(headers)
+    try:
+        with requests.Session() as session:
+            settings = session.merge_environment_settings(request.url, {}, None, None, None)
+            response = session.send(request, timeout=10.0, **settings)
+    except requests.RequestException as exc:
+        raise HubhookError(f"could not reach {target} ({type(exc).__name__}): is `hubhook web` running?") from None
+    click.echo(f"{response.status_code} {response.text.strip()}")
+    if response.status_code >= 300:
+        sys.exit(1)

@@ -1,16 +1,14 @@
-"""The operator's commands: ``hubhook status``, ``hubhook inspect TYPE ID``, ``hubhook run``.
+"""The operator's commands: ``hubhook status``, ``hubhook inspect TYPE ID``, ``hubhook replay``.
 
 They read Redis as it is; a queue, registry or key that does not exist yet reads as empty, never as
 an error. An unreachable Redis, an unknown object type or a bad argument is one line saying what to
-do (``cli.main`` prints HubhookError that way). Everything they print from Redis passes through
+do (``cli.group.main`` prints HubhookError that way). Everything they print from Redis passes through
 ``logs.for_terminal``: secrets redacted, control characters escaped (stored text is not trusted).
 """
 from __future__ import annotations
 
 import json
 import re
-import sys
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -20,6 +18,7 @@ from redis.exceptions import RedisError
 from webhook_service import logs, objects
 from webhook_service.config import Config
 from webhook_service.errors import ConfigError, HubhookError
+from webhook_service.timestamps import iso_utc
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
@@ -57,9 +56,7 @@ def operator_config() -> Config:
 
 
 def _iso(epoch: float | None) -> str:
-    if not epoch:
-        return "-"
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return iso_utc(epoch * 1000, terminal=True) if epoch else "-"
 
 
 def gather_status(config: Config) -> dict[str, Any]:
@@ -195,14 +192,17 @@ def inspect(object_type: str, object_id: str, portal: int | None, as_json: bool)
 
 
 @click.command()
-@click.option("--handlers", metavar="MODULE:ATTR", help="Your Router (default: $HUBHOOK_HANDLERS).")
-@click.option("--workers", "worker_count", type=int, default=1, show_default=True, help="Worker processes.")
-@click.option("--no-poller", is_flag=True, help="Do not start `hubhook poll`.")
-@click.option("--port", type=int, help="Port of the receiver (default: $PORT or 8000).")
-def run(handlers: str | None, worker_count: int, no_poller: bool, port: int | None) -> None:
-    """Every process in one terminal for development: web, worker(s), poller; Ctrl-C stops them all."""
-    from webhook_service.cli.dev import run_all
+@click.option("--handler", "handler_name", help="Only dead letters of this handler.")
+@click.option("--older-than", metavar="AGE", help="Only work that failed at least AGE ago (90s, 15m, 2h, 3d).")
+@click.option("--newer-than", metavar="AGE", help="Only work that failed at most AGE ago.")
+@click.option("--dry-run", is_flag=True, help="List what would be replayed.")
+def replay(handler_name: str | None, older_than: str | None, newer_than: str | None, dry_run: bool) -> None:
+    """Re-run what is in the dead-letter registry (all, one handler's, by age)."""
+    from webhook_service.operator.dead_letters import replay as do_replay
 
-    if worker_count < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--workers")
-    sys.exit(run_all(handlers=handlers, workers=worker_count, poller=not no_poller, port=port))
+    from webhook_service.logs import for_terminal
+
+    ages = {"older_than": parse_duration(older_than, "--older-than"),
+            "newer_than": parse_duration(newer_than, "--newer-than")}
+    for line in do_replay(operator_config(), handler=handler_name, dry_run=dry_run, **ages):
+        click.echo(for_terminal(line))

@@ -35,7 +35,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from webhook_service.config import Config
-from webhook_service.errors import ConfigError, HubSpotAPIError, TransientAPIError
+from webhook_service.errors import ConfigError, OAuthRefused, TransientAPIError
 from webhook_service.keys import OAUTH_USED_STATES
 
 TOKEN_PATH = "/oauth/v3/token"
@@ -75,10 +75,6 @@ class TokenSet:
         data = json.loads(text)
         return cls(int(data["portal_id"]), data["access_token"], data["refresh_token"], float(data["expires_at"]),
                    tuple(data.get("scopes") or ()), float(data.get("issued_at") or 0.0))
-
-
-class OAuthRefused(HubSpotAPIError):
-    """HubSpot's token endpoint refused a code or refresh token (``invalid_grant`` and friends)."""
 
 
 def authorize_url(config: Config, state: str, redirect_uri: str) -> str:

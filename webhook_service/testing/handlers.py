@@ -2,9 +2,11 @@
 
 The changes are validated by the receiver's schema, echo suppression and ``to=``/``from_=`` filters
 apply, and records and associations are fetched by hubhook's real enrichment from a FakeHubSpot over
-HTTP. No Redis is needed: there is no queue to go through, and ``event.lock()`` is a process-local
-lock. What is not reproduced is the worker's isolation: by default a handler's exception propagates
-to the test (``raise_errors=False`` records it instead, like a worker would before retrying).
+HTTP. The worker's own functions group the changes, match handlers, apply the filters and build each
+Event (``jobs.delivery.dispatch``), so a test sees what production would. No Redis is needed: there
+is no queue to go through, and ``event.lock()`` is a process-local lock. What is not reproduced is
+the worker's isolation: by default a handler's exception propagates to the test
+(``raise_errors=False`` records it instead, like a worker would before retrying).
 
     run = run_handlers(router, make_event("deal.propertyChange", 7, property="dealstage", value="won"),
                        records={"deals": {7: {"dealname": "Big", "dealstage": "won"}}}, hubspot=fake)
@@ -20,8 +22,7 @@ from typing import Any, ClassVar, Self
 
 from webhook_service.config import Config
 from webhook_service.events import Event
-from webhook_service.filters import IgnoreSources
-from webhook_service.router import Handler, Router
+from webhook_service.router import Router
 from webhook_service.receiver.schemas import parse_events
 from webhook_service.testing.fake_hubspot.server import FakeHubSpot
 
@@ -126,16 +127,16 @@ def run_handlers(router: Router, changes: dict | Iterable[dict], *, hubspot: Fak
     hubspot.add_token(TEST_TOKEN)
     config = Config(api_base_url=hubspot.url, access_token=TEST_TOKEN, ignore_sources=tuple(ignore_sources))
     run = HandlerRun()
-    kept, run.suppressed = IgnoreSources(config.ignore_sources).split(events)
+    kept, run.suppressed = dispatch.split_echoes(config, events, trace=False)
     work = [(item, hs) for item in fetching.group_changes(kept)
-            if (hs := [h for h in router.handlers if any(h.matches(c) for c in item.changes)])]
+            if (hs := dispatch.handlers_for(router.handlers, item))]
     client = HubSpotClient(config)
     fetched = fetching.fetch(client, work) if work else {}
     for item, handlers in work:
         chosen = dispatch.selected(handlers, item, fetched[item.key], source, trace=False)
         run.filtered += [h.name for h in handlers if h not in chosen]
         for handler in chosen:
-            event = _event(handler, item, fetched[item.key], source, client)
+            event = dispatch.build_event(handler, item, fetched[item.key], source, client, _LocalLock)
             try:
                 handler.fn(event)
             except Exception as exc:
@@ -145,17 +146,3 @@ def run_handlers(router: Router, changes: dict | Iterable[dict], *, hubspot: Fak
             else:
                 run.calls.append(Call(handler.name, event))
     return run
-
-
-def _event(handler: Handler, item: Any, enrichment: Any, source: str, client: Any) -> Event:
-    latest = [c for c in item.changes if handler.matches(c)][-1]
-    try:
-        from jobs.hubspot.portal_client import PortalClient
-        hubspot = PortalClient(client, item.portal_id)
-    except ImportError:
-        hubspot = client
-    return Event.build(
-        object_type=item.object_type, object_id=item.object_id, portal_id=item.portal_id,
-        subscription_type=f"{item.object_type}.{latest['subscriptionType'].split('.', 1)[1]}",
-        source=source, changes=item.changes, record=enrichment.record, associations=enrichment.associations,
-        merged_object_ids=item.merged_ids, handler=handler.name, hubspot=hubspot, lock_factory=_LocalLock)

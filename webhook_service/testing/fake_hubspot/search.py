@@ -18,7 +18,8 @@ from typing import Any, Callable
 from webhook_service.objects import ObjectType
 from webhook_service.testing.fake_hubspot.index import SearchIndex
 from webhook_service.testing.fake_hubspot.shapes import (Record, ValidationFailed, created_property, names_of,
-                                                 parse_ms, render)
+                                                 render)
+from webhook_service.timestamps import parse_ms_or_none
 
 MAX_RESULTS = 10_000
 MAX_PAGE = 200
@@ -199,7 +200,7 @@ def _norm(raw: Any) -> float | str | None:
     text = str(raw).strip()
     if _NUMBER.match(text):
         return float(text)
-    ms = parse_ms(text) if text[:1].isdigit() else None
+    ms = parse_ms_or_none(text) if text[:1].isdigit() else None
     return float(ms) if ms is not None else text.lower()
 
 

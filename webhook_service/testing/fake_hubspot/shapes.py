@@ -11,7 +11,7 @@ import functools
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable
 
 from webhook_service.objects import ObjectType
@@ -62,20 +62,6 @@ def iso(ms: int) -> str:
 def _iso_second(second: int) -> str:
     """Cached: a search page renders hundreds of dates, mostly from the same few seconds."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-
-
-def parse_ms(value: Any) -> int | None:
-    """Epoch ms from either spelling HubSpot accepts in filters (``"1700000000000"`` or ISO), else None."""
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return round(parsed.timestamp() * 1000)
 
 
 def as_property(value: Any) -> str:

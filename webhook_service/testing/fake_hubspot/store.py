@@ -14,7 +14,8 @@ from typing import Any, Iterable
 from webhook_service.objects import ObjectType, lookup
 from webhook_service.testing.fake_hubspot.index import SearchIndex
 from webhook_service.testing.fake_hubspot.properties import PropertyCatalogue
-from webhook_service.testing.fake_hubspot.shapes import Record, as_property, created_property, parse_ms
+from webhook_service.testing.fake_hubspot.shapes import Record, as_property, created_property
+from webhook_service.timestamps import parse_ms_or_none
 
 #: HubSpot-defined default association type ids; pairs not listed get 1 (table in
 #: https://developers.hubspot.com/docs/api-reference/legacy/crm/associations/associate-records/guide).
@@ -90,8 +91,8 @@ class Store:
             values.pop("hs_object_id", None)
             created_text = values.pop(created_property(otype), "")
             modified_text = values.pop(otype.modified_property, "")
-            created = parse_ms(created_text) if created_text else created_ms
-            at_ms = (parse_ms(modified_text) if modified_text else None) or at_ms
+            created = parse_ms_or_none(created_text) if created_text else created_ms
+            at_ms = (parse_ms_or_none(modified_text) if modified_text else None) or at_ms
             merged = {**(old.properties if old else {}), **values}
             if created is None:
                 created = old.created_ms if old else at_ms
