@@ -1,6 +1,6 @@
-"""The worker's short path around each job (webhook_service.rq_internals.lean_worker) leaves Redis as RQ's own path would.
+"""The worker's short path around each job (webhook_service.private_apis.lean_worker) leaves Redis as RQ's own path would.
 
-Why: webhook_service.rq_internals.lean_worker replaces RQ's success handling for jobs whose result is not kept (all of hubhook's),
+Why: webhook_service.private_apis.lean_worker replaces RQ's success handling for jobs whose result is not kept (all of hubhook's),
 to save round trips (issue 6). These tests pin what RQ would have done: nothing of a finished job
 left behind, the worker's figures and state right, the job's figures and histories written, and a
 job with dependents still handed to RQ so its dependents run.

@@ -66,6 +66,8 @@ class Config:
     signature_versions: tuple[str, ...] = DEFAULT_SIGNATURE_VERSIONS
     max_events_per_delivery: int = DEFAULT_MAX_EVENTS_PER_DELIVERY
     metrics_token: str | None = field(default=None, repr=False)
+    #: False: RQ's and CPython's stock paths, not hubhook's fast ones (``webhook_service.private_apis``).
+    fast_paths: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
@@ -107,6 +109,7 @@ class Config:
             max_events_per_delivery=int(_number(env, "HUBHOOK_MAX_EVENTS_PER_DELIVERY",
                                                 DEFAULT_MAX_EVENTS_PER_DELIVERY)),
             metrics_token=env.get("HUBHOOK_METRICS_TOKEN", "").strip() or None,
+            fast_paths=_switch(env, "HUBHOOK_FAST_PATHS", True),
         )
         return replace(config, **overrides).validated()
 
@@ -194,3 +197,15 @@ def _number(env: Mapping[str, str], name: str, default: float | None) -> float |
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """An on/off setting: 1/0, true/false, yes/no, on/off (any case); unset or empty is the default."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (also true/false, yes/no, on/off), got {raw[:40]!r}")

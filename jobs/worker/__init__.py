@@ -2,7 +2,7 @@
 
 - ``worker``: ``HubhookWorker``, RQ's SimpleWorker with short heartbeats and quick recovery, and
   ``run``/``build_worker``. The parts that override RQ's internals live in
-  ``webhook_service.rq_internals``.
+  ``webhook_service.private_apis``.
 - ``context``: what a worker process builds once and every job reuses (config, Redis, router,
   API clients, locks).
 - ``accounting``: the bookkeeping around each job: figures, object histories, the pending-events
