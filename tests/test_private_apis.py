@@ -41,8 +41,8 @@ def test_every_borrowed_function_is_the_source_hubhook_was_written_against():
         [f"{len(drifted)} borrowed function(s) changed since hubhook's fast paths were written against them:"]
         + [f"- {entry.name} (now {now}, was {entry.sha256}), used by {entry.used_by}: re-check that "
            f"{entry.recheck}" for entry, now in drifted]
-        + ["Then update the hashes in webhook_service/private_apis/written_against.py (and "
-           "TESTED_RQ_VERSION in webhook_service/private_apis/__init__.py after an RQ upgrade)."])
+        + [("Then update the hashes in webhook_service/private_apis/written_against.py (and "
+            "TESTED_RQ_VERSION in webhook_service/private_apis/__init__.py after an RQ upgrade).")])
 
 
 @pytest.mark.parametrize("mixin", [LeanMixin, RecoveryMixin, HubhookMixin, BookkeepingMixin])

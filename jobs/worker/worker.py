@@ -81,13 +81,13 @@ class HubhookMixin(BookkeepingMixin):
         batching.recover(self.connection, self.queues[0])  # claimed by a worker that died mid-batch
 
 
-class HubhookWorker(HubhookMixin, RecoveryMixin, LeanMixin, SimpleWorker):
+class HubhookWorker(HubhookMixin, RecoveryMixin, LeanMixin, SimpleWorker):  # type: ignore[misc]
     """SimpleWorker with short heartbeats, so abandoned jobs are found in seconds, not minutes
     (webhook_service.private_apis.recovery), and fewer Redis round trips per job
     (webhook_service.private_apis.lean_worker): the fast path, on the RQ version it was written against."""
 
 
-class StockHubhookWorker(HubhookMixin, SimpleWorker):
+class StockHubhookWorker(HubhookMixin, SimpleWorker):  # type: ignore[misc]
     """RQ's SimpleWorker as RQ ships it, plus what every hubhook worker adds (HubhookMixin): the
     stock path, for an RQ version the fast path was not tested with or ``HUBHOOK_FAST_PATHS=0``."""
 

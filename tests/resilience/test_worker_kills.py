@@ -23,13 +23,13 @@ from webhook_service import Router
 from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 
-from ..conftest import SECRET, drain
+from ..conftest import SECRET, drain, fast_paths_only
 from .conftest import pending_work, quiescent
 from .ledger import event_key
 from .procs import wait_until
 from .sender import Sender, contact_events, split
 
-pytestmark = pytest.mark.resilience
+pytestmark = [pytest.mark.resilience, fast_paths_only]  # the recovery timings are the fast path's
 EVENTS, WORKERS, KILL_EVERY, STREAM_SECONDS, RECOVERY_LIMIT = 1000, 3, 2.0, 20.0, 60.0
 
 
