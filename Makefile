@@ -19,8 +19,14 @@ install: $(BIN)/hubhook
 demo: install
 	$(BIN)/python examples/demo.py
 
+# The pipeline-level tests again on RQ's and CPython's stock paths (webhook_service.private_apis),
+# which run on an RQ version the fast paths were not tested with.
+STOCK_PATH_TESTS := tests/test_pipeline.py tests/test_processes.py tests/test_intake.py tests/test_batching.py \
+	tests/test_worker_lean.py tests/test_private_apis.py
+
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	HUBHOOK_FAST_PATHS=0 $(BIN)/python -m pytest $(PYTEST_ARGS) $(STOCK_PATH_TESTS)
 
 # wrk drives the receiver benches (they skip without it): installed here when root has apt-get.
 bench: install

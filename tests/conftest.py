@@ -44,6 +44,12 @@ def hubspot() -> Iterator[FakeHubSpot]:
         yield fake
 
 
+#: HUBHOOK_FAST_PATHS=0 runs the suite on RQ's and CPython's stock paths (the Makefile's ``test`` does
+#: both); the fixtures' Config carries it, and the spawned processes inherit it with the environment.
+FAST_PATHS = Config.from_env({k: v for k, v in os.environ.items() if k == "HUBHOOK_FAST_PATHS"}).fast_paths
+fast_paths_only = pytest.mark.skipif(not FAST_PATHS, reason="a property of hubhook's fast paths "
+                                     "(webhook_service.private_apis); HUBHOOK_FAST_PATHS=0 runs RQ's stock ones")
+
 #: /metrics answers only this bearer (HUBHOOK_METRICS_TOKEN).
 METRICS_TOKEN = "suite-metrics-token-0123456789"
 METRICS_BEARER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -53,7 +59,7 @@ METRICS_BEARER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 def config(redis_server: RedisProcess, hubspot: FakeHubSpot, redis: Redis) -> Config:
     return Config(redis_url=redis_server.url, client_secrets=(SECRET,), access_token=TOKEN,
                   api_base_url=hubspot.url, handler_retries=(0, 0), webhook_url="https://hooks.example.com/webhooks/hubspot",
-                  metrics_token=METRICS_TOKEN)
+                  metrics_token=METRICS_TOKEN, fast_paths=FAST_PATHS)
 
 
 @pytest.fixture

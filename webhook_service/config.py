@@ -75,6 +75,8 @@ class Config:
     signature_versions: tuple[str, ...] = DEFAULT_SIGNATURE_VERSIONS
     max_events_per_delivery: int = DEFAULT_MAX_EVENTS_PER_DELIVERY
     metrics_token: str | None = field(default=None, repr=False)
+    #: False: RQ's and CPython's stock paths, not hubhook's fast ones (``webhook_service.private_apis``).
+    fast_paths: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
@@ -223,6 +225,18 @@ def _retries(name: str, raw: str) -> tuple[int, ...]:
     return _delays(raw) or UNSET
 
 
+def _switch(name: str, raw: str) -> bool:
+    """An on/off setting: 1/0, true/false, yes/no, on/off (any case); empty means unset."""
+    word = raw.strip().lower()
+    if not word:
+        return UNSET
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (also true/false, yes/no, on/off), got {raw[:40]!r}")
+
+
 class Variable(NamedTuple):
     """One environment variable: the Config field it sets and how its text becomes the value."""
 
@@ -269,4 +283,5 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("HUBHOOK_MAX_EVENTS_PER_DELIVERY", "max_events_per_delivery", _whole),
     Variable("PROMETHEUS_MULTIPROC_DIR", "metrics_dir", _text),
     Variable("HUBHOOK_METRICS_TOKEN", "metrics_token", _token),
+    Variable("HUBHOOK_FAST_PATHS", "fast_paths", _switch),
 )

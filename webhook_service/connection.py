@@ -10,6 +10,7 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from webhook_service import private_apis
 from webhook_service.config import Config
 from webhook_service.keys import PREFIX as KEY_PREFIX, key  # noqa: F401  (moved: import them from keys)
 
@@ -29,6 +30,9 @@ def queue(config: Config, connection: Redis | None = None) -> Queue:
     """The one RQ queue every hubhook job goes through.
 
     One queue, because RQ's loss-free dequeue (BLMOVE into the worker's intermediate queue) only
-    holds when a worker listens to a single queue.
+    holds when a worker listens to a single queue. Building it applies the config's
+    ``HUBHOOK_FAST_PATHS`` to this process (``webhook_service.private_apis``): every process that
+    enqueues or works builds its queue here first.
     """
+    private_apis.configure(config)
     return Queue(config.queue_name, connection=connection or redis_client(config), serializer=JSONSerializer)

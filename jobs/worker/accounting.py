@@ -4,13 +4,14 @@ A mixin over RQ's worker hooks rather than code in the job functions, because on
 how a job ended for good: RQ decides after the job returns whether a failure is retried or parked.
 So the counter behind back-pressure (``webhook_service.telemetry.backlog``) is decremented here, once per delivery job,
 when it succeeded or failed with no retry left; and everything the job buffered (``jobs.worker.recording``)
-is written after it in one pipeline: for a success, the MULTI that records it (``webhook_service.rq_internals.lean_worker``).
+is written after it in one pipeline: for a success, the MULTI that records it (``webhook_service.private_apis.lean_worker``).
 The failure text RQ stores with a failed job (its traceback, shown by rq-dashboard and ``hubhook
 replay``) passes through the log redaction first: a handler's error may quote a token.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from redis.client import Pipeline
@@ -74,7 +75,7 @@ class BookkeepingMixin:
 
     def handle_job_success(self, job: Job, *args: Any, **kwargs: Any) -> None:
         function = _function(job)
-        stats.count("jobs", function=function, outcome="ok")  # buffered first: webhook_service.rq_internals.lean_worker writes it in RQ's MULTI
+        stats.count("jobs", function=function, outcome="ok")  # buffered first: webhook_service.private_apis.lean_worker writes it in RQ's MULTI
         try:
             super().handle_job_success(job, *args, **kwargs)  # type: ignore[misc]
         except BaseException:
@@ -94,13 +95,12 @@ class BookkeepingMixin:
         super().handle_job_retry(job, queue, retry, *args, **kwargs)  # type: ignore[misc]
         self._job_ended(job, "failed" if final else "retried")
 
-    def write_records(self, pipe: Pipeline) -> Any:
-        """The figures and object histories the job buffered, queued on the MULTI that records its
-        success (``webhook_service.rq_internals.lean_worker``)."""
-        return recording.write(pipe, context.current().config.history_ttl)
-
-    def put_back_records(self, taken: Any) -> None:
-        recording.put_back(taken)
+    def record_job(self, pipeline: Pipeline) -> Callable[[], None]:
+        """Queue the job's buffered figures and object histories on the MULTI that records its success
+        (the fast path's hook, ``webhook_service.private_apis.lean_worker``); the returned undo keeps
+        the figures for the next write if that MULTI fails."""
+        taken = recording.write(pipeline, context.current().config.history_ttl)
+        return lambda: recording.put_back(taken)
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()  # type: ignore[misc]

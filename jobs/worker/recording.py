@@ -2,7 +2,7 @@
 
 Job code calls these few functions and nothing else about observability, so ``process.py`` stays
 about dispatch. Everything Redis-bound is buffered and written after the job, in the MULTI that
-records the job's success (``write``, webhook_service.rq_internals.lean_worker) or else by ``flush``, keeping handler latency free
+records the job's success (``write``, webhook_service.private_apis.lean_worker) or else by ``flush``, keeping handler latency free
 of bookkeeping round trips.
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ def job_done(events: list[dict], *, objects: int, calls: int, failures: int, sou
 
 
 def write(pipe: Pipeline, history_ttl: int) -> tuple[dict[str, float], set[str]] | None:
-    """Queue the buffered figures and histories on ``pipe`` (the worker's end-of-job MULTI, webhook_service.rq_internals.lean_worker);
+    """Queue the buffered figures and histories on ``pipe`` (the worker's end-of-job MULTI, webhook_service.private_apis.lean_worker);
     return what to ``put_back`` if it fails, or None when nothing was buffered."""
     taken = stats.write(pipe)
     written = object_history.write(pipe, history_ttl)

@@ -7,7 +7,7 @@ runs; and everything must be handled within 60 s of the last kill. With ``HUBHOO
 the README promises an abandoned job runs again within about job_timeout + 45 s = 55 s.
 
 The short tests after it pin, one at a time, the RQ recovery stalls this storm exposed
-(``webhook_service.rq_internals.recovery``), so a regression shows up in seconds rather than as a slow storm.
+(``webhook_service.private_apis.recovery``), so a regression shows up in seconds rather than as a slow storm.
 """
 import random
 import time
@@ -17,19 +17,19 @@ from rq.executions import Execution
 from rq.scheduler import RQScheduler
 
 from webhook_service.connection import queue as build_queue
-from webhook_service.rq_internals.recovery import maintain, release_dead_scheduler_locks
+from webhook_service.private_apis.recovery import maintain, release_dead_scheduler_locks
 from jobs.worker.worker import build_worker
 from webhook_service import Router
 from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 
-from ..conftest import SECRET, drain
+from ..conftest import SECRET, drain, fast_paths_only
 from .conftest import pending_work, quiescent
 from .ledger import event_key
 from .procs import wait_until
 from .sender import Sender, contact_events, split
 
-pytestmark = pytest.mark.resilience
+pytestmark = [pytest.mark.resilience, fast_paths_only]  # the recovery timings are the fast path's
 EVENTS, WORKERS, KILL_EVERY, STREAM_SECONDS, RECOVERY_LIMIT = 1000, 3, 2.0, 20.0, 60.0
 
 

@@ -20,15 +20,19 @@ events only and the script runs again, so a job never holds a redelivery. The jo
 the SADD, so an error part-way (Redis does not roll a script back) can at worst leave a job without
 its digests, a possible second run, and never digests without their job, which would lose HubSpot's
 retry.
+
+Recording RQ's commands leans on RQ's internals (``webhook_service.private_apis.rq_enqueue``). On the
+stock path (an RQ version that was not tested, or ``HUBHOOK_FAST_PATHS=0``) the script only checks,
+``queue.enqueue_job`` writes the job, then the script runs again to record the digests and the count:
+still never digests without their job, but two receivers given the same redelivery at the same moment
+may both enqueue it (at-least-once, as HubSpot's own retries are).
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +41,10 @@ from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.job import Job
 
-from webhook_service import keys
+from webhook_service import keys, private_apis
 from webhook_service.config import Config
 from webhook_service.keys import PROCESS_DELIVERY
+from webhook_service.private_apis import json_identity, rq_enqueue
 
 #: The one field HubSpot changes when it sends a change again: everything else it sent identifies it.
 _RETRY_FIELD = "attemptNumber"
@@ -64,21 +69,7 @@ class Intake:
         return 0 if self.throttled else self.received - self.enqueued
 
 
-def _identity_encoder() -> Callable[[list], str]:
-    """The JSON text of a list, nested objects' keys sorted, the same bytes as ``json.dumps(v,
-    separators=(",", ":"), sort_keys=True, default=str)``: a pure function of what HubSpot sent, in
-    every process and version, whatever order the keys came in. The C encoder is built once here;
-    ``JSONEncoder.encode`` builds a new one per call, half a digest's cost."""
-    plain = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator: the pure-Python encoder, same bytes
-        return plain.encode
-    # markers=None: no cycle check, which parsed JSON cannot need
-    encode = make(None, plain.default, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, True)
-    return lambda value: "".join(encode(value, 0))
-
-
-_encode_identity = _identity_encoder()
+private_apis.enabled()  # decided at start-up (one warning on an untested RQ); a queue's config may change it
 _blake2b = hashlib.blake2b
 
 _DIGEST_SIZE = 12  # bytes, raw: the width _INTAKE cuts the concatenated digests at
@@ -86,8 +77,9 @@ _DIGEST_SIZE = 12  # bytes, raw: the width _INTAKE cuts the concatenated digests
 _BUCKETS = 3
 #: KEYS: the pending counter. ARGV: the seen-sets' prefix, the delivery's digests (12 raw bytes each,
 #: concatenated: one argument instead of a hundred), the dedupe TTL, the pending limit (0: none), how
-#: many commands follow, then each command as its length and its words. The seen-sets and RQ's keys
-#: are not in KEYS, so this needs one Redis (as MULTI across them would). Redis's TIME picks the
+#: many commands follow (or 'check': check only and return {3, pending}; or 'mark': write the digests
+#: and count without checking), then each command as its length and its words. The seen-sets and
+#: RQ's keys are not in KEYS, so this needs one Redis (as MULTI across them would). Redis's TIME picks the
 #: bucket, so web hosts with skewed clocks still agree. Returns {0, pending, "0110..."} when some
 #: digests were seen (a 1 each, in order; nothing written), {1, pending} when throttled (nothing
 #: written), {2, pending} once the job, digests and count are written.
@@ -110,15 +102,16 @@ for b = bucket - 2, bucket do
 end
 local pending = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if pending < 0 then pending = 0 end
-if seen > 0 then
+if seen > 0 and ARGV[5] ~= 'mark' then
   local out = {}
   for i = 1, #members do out[i] = flags[i] and '1' or '0' end
   return {0, pending, table.concat(out)}
 end
 local limit = tonumber(ARGV[4])
 if limit > 0 and pending >= limit then return {1, pending} end
+if ARGV[5] == 'check' then return {3, pending} end
 local at = 6
-for _ = 1, tonumber(ARGV[5]) do
+for _ = 1, tonumber(ARGV[5]) or 0 do
   local len = tonumber(ARGV[at])
   redis.call(unpack(ARGV, at + 1, at + len))
   at = at + len + 1
@@ -129,7 +122,7 @@ redis.call('EXPIREAT', current, (bucket + 3) * width)  -- the moment it leaves t
 redis.call('INCRBY', KEYS[1], #members)
 return {2, pending}
 """
-_SOME_SEEN, _THROTTLED, _WRITTEN = 0, 1, 2
+_SOME_SEEN, _THROTTLED, _WRITTEN, _CHECKED = 0, 1, 2, 3
 #: EVALSHA, loading the script again when Redis lost it (a restart); bytes, so no client is needed here.
 _SCRIPT = Script(None, _INTAKE.encode())
 
@@ -154,13 +147,13 @@ def _digest(event: dict) -> bytes:
     known = _SHAPES.get(shape)
     if known is None:
         names = tuple(sorted(name for name in shape if name != _RETRY_FIELD))
-        known = (names, _blake2b(_encode_identity(list(names)).encode(), digest_size=_DIGEST_SIZE))
+        known = (names, _blake2b(json_identity.encode(list(names)).encode(), digest_size=_DIGEST_SIZE))
         if len(_SHAPES) >= _MAX_SHAPES:
             _SHAPES.clear()
         _SHAPES[shape] = known
     names, named = known
     digest = named.copy()
-    digest.update(_encode_identity(list(map(event.get, names))).encode())
+    digest.update(json_identity.encode(list(map(event.get, names))).encode())
     return digest.digest()
 
 
@@ -212,21 +205,6 @@ def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook",
     )
 
 
-def _enqueue_commands(connection: Redis, queue: Queue, job: Job) -> list:
-    """The commands ``queue.enqueue_job(job)`` would send, flattened for _INTAKE (each: length, words)."""
-    recorder = connection.pipeline(transaction=False)
-    try:
-        queue.enqueue_job(job, pipeline=recorder)
-        commands = [args for args, _options in recorder.command_stack]
-    finally:
-        recorder.reset()
-    flat: list = [len(commands)]
-    for args in commands:
-        flat.append(len(args))
-        flat.extend(args)
-    return flat
-
-
 def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, source: str = "webhook",
                      dedupe_ttl: int = Config.dedupe_ttl, key_prefix: str = keys.PREFIX,
                      job_timeout: int = Config.job_timeout,
@@ -244,12 +222,18 @@ def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, sou
         unique.setdefault(_digest(event), event)
     digests = list(unique)
     job_id = f"delivery-{uuid.uuid4().hex}"
+    fast = private_apis.enabled()
     while digests:
         batch = [unique[d] for d in digests]
         job = delivery_job(queue, batch, source=source, job_timeout=job_timeout, job_id=job_id)
-        commands = _enqueue_commands(connection, queue, job)
+        commands = rq_enqueue.enqueue_commands(connection, queue, job) if fast else ["check"]
         args = [seen_prefix, b"".join(digests), dedupe_ttl, max_pending, *commands]
         outcome, pending, *seen = _SCRIPT(keys=[pending_key], args=args, client=connection)
+        if outcome == _CHECKED:  # the stock path: RQ writes the job, then the digests and count follow it
+            queue.enqueue_job(job)
+            _SCRIPT(keys=[pending_key], args=[seen_prefix, b"".join(digests), dedupe_ttl, 0, "mark"],
+                    client=connection)
+            outcome = _WRITTEN
         if outcome == _WRITTEN:
             return Intake(received=len(events), enqueued=len(batch), job_id=job_id, pending=pending)
         if outcome == _THROTTLED:

@@ -1,5 +1,8 @@
 """Taking over the work of a worker that died: the parts of RQ 3.0's recovery that hubhook retunes.
 
+``RecoveryMixin`` puts them in the worker: a running job's heartbeat lasts its timeout plus 15 s (a
+job past its timeout is killed anyway), and the maintenance pass is ``maintain`` below.
+
 hubhook promises that a killed worker's job runs again within about ``job_timeout + 45`` seconds
 (README, Deployment). RQ's own recovery has four places where a SIGKILL at the wrong moment breaks
 that promise; each was found by ``tests/resilience/test_worker_kills.py`` killing a worker every 2 s:
@@ -15,13 +18,14 @@ that promise; each was found by ``tests/resilience/test_worker_kills.py`` killin
 4. RQ lists an execution 60 s longer than the execution exists; a job re-run inside those 60 s (the
    normal case with short heartbeats) fails in RQ's cleanup *after* succeeding ("Execution ... not
    found in Redis"), so its handlers ran again at every retry and it ended a dead letter.
-   ``webhook_service.rq_internals.lean_worker``'s success path deletes such ids with the rest; before RQ's own success path
+   ``webhook_service.private_apis.lean_worker``'s success path deletes such ids with the rest; before RQ's own success path
    ``forget_lost_executions`` drops them.
 """
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from redis import Redis
 from rq import worker_registration
@@ -33,6 +37,7 @@ from rq.scheduler import RQScheduler
 from rq.utils import now
 
 log = logging.getLogger("hubhook.worker")
+HEARTBEAT_GRACE = 15         # seconds a running job's heartbeat outlives its timeout
 SCHEDULER_LOCK_TTL = 61      # RQ: the scheduler's interval (1 s) + 60
 SCHEDULER_STALE_AFTER = 10   # seconds without a refresh (a live scheduler refreshes every second)
 MAINTENANCE_LOCK_TTL = 30    # RQ: 899
@@ -42,6 +47,34 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 and ttl < tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+class RecoveryMixin:
+    """Put before ``LeanMixin`` (or RQ's worker class): RQ's recovery with hubhook's timings."""
+
+    connection: Redis
+    queues: list[Queue]
+    name: str
+    log: Any
+    last_cleaned_at: Any
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """A running job's heartbeat outlives its timeout by 15 s, not RQ's 60."""
+        if job.timeout is None or job.timeout < 0:
+            return super().get_heartbeat_ttl(job, working_time)  # type: ignore[misc]
+        return int(job.timeout) + HEARTBEAT_GRACE
+
+    def clean_registries(self) -> None:
+        """RQ's maintenance pass (``Worker.clean_registries``) with hubhook's recovery timings."""
+        for queue in self.queues:
+            if maintain(self, queue):
+                self.log.info("Worker %s: cleaned registries for queue: %s", self.name, queue.name)
+        self.last_cleaned_at = now()
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's maintenance, after freeing the scheduler lock of a scheduler whose worker died."""
+        release_dead_scheduler_locks(self.connection, [q.name for q in self.queues])
+        super().run_maintenance_tasks()  # type: ignore[misc]
 
 
 def maintain(worker, queue: Queue) -> bool:

@@ -14,17 +14,18 @@ already knows or read what the worker already has in hand:
   hubhook's jobs have none, so it is written only for a job that has one.
 * Success with ``result_ttl=0`` (every hubhook job): RQ's ``Job.delete`` reads the job's status and
   fetches every execution twice, one round trip each, before its MULTI. Here one pipelined read
-  (dependents, execution ids) and one MULTI do the same deletes, with the job's figures and object
-  histories (``write_records``, which the worker fills from ``jobs.worker.recording``) in that MULTI.
-  A job with dependents, repeats, a group, a rate limit or a kept result takes RQ's own path.
+  (dependents, execution ids) and one MULTI do the same deletes, with whatever the worker buffered
+  about the job (``record_job``: hubhook's figures and object histories) in that MULTI. A job with
+  dependents, repeats, a group, a rate limit or a kept result takes RQ's own path.
 
 A dead execution left in the job's list (its worker was SIGKILLed) is deleted with the others here;
 RQ's path cannot fetch it and fails the job after it succeeded, so before RQ's path
-``webhook_service.rq_internals.recovery.forget_lost_executions`` drops such ids.
+``webhook_service.private_apis.recovery.forget_lost_executions`` drops such ids.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.client import Pipeline
@@ -35,14 +36,19 @@ from rq.results import Result
 from rq.utils import as_text, now
 from rq.worker import WorkerStatus
 
-from webhook_service.rq_internals import recovery
+from webhook_service.private_apis import recovery
 
 HEARTBEAT_EVERY = 5.0          # seconds between standalone heartbeats; the worker key lives worker_ttl + 60
 SUSPENSION_CHECK_EVERY = 1.0   # seconds: how late a worker may notice `rq suspend`
 
 
+def _nothing_to_undo() -> None:
+    """``record_job``'s undo when nothing was taken."""
+
+
 class LeanMixin:
-    """Put between hubhook's mixins and RQ's class: ``HubhookWorker(BookkeepingMixin, LeanMixin, SimpleWorker)``."""
+    """Put between hubhook's mixins and RQ's class:
+    ``HubhookWorker(HubhookMixin, RecoveryMixin, LeanMixin, SimpleWorker)``."""
 
     connection: Any
     name: str
@@ -54,6 +60,12 @@ class LeanMixin:
     _written_state = ""
     _next_heartbeat = 0.0
     _next_suspension_check = 0.0
+
+    def record_job(self, pipeline: Pipeline) -> Callable[[], None]:
+        """Queue on ``pipeline`` (the MULTI that records a job's success) what the worker buffered about
+        the job; return what undoes the taking if that MULTI fails. Nothing here: the worker class
+        that buffers (``jobs.worker.accounting.BookkeepingMixin``) overrides it."""
+        return _nothing_to_undo
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         if pipeline is not None:
@@ -131,18 +143,9 @@ class LeanMixin:
             self.cleanup_execution(job, pipe, execution)
             pipe.delete(job.key, job.dependents_key, job.dependencies_key, Result.get_key(job.id),
                         job.execution_registry.key)
-            taken = self.write_records(pipe)
+            undo = self.record_job(pipe)
             try:
                 pipe.execute()
             except BaseException:
-                self.put_back_records(taken)
+                undo()
                 raise
-
-    def write_records(self, pipe: Pipeline) -> Any:
-        """Queue on ``pipe`` what the job buffered (figures, object histories) to go with its outcome;
-        return what ``put_back_records`` needs if that MULTI fails. The worker says what that is
-        (``jobs.worker.accounting``): the RQ layer stays free of hubhook's job side. Nothing here."""
-        return None
-
-    def put_back_records(self, taken: Any) -> None:
-        """Keep what ``write_records`` took for the next write: its MULTI failed."""
