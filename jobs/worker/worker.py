@@ -1,15 +1,16 @@
 """The RQ worker ``hubhook worker`` runs, tuned so a killed worker's job runs again within 2 minutes.
 
 RQ recovers a job whose worker died only in a maintenance pass, after the job's heartbeat expired
-(RQ 3.0 defaults: a pass every 600 s, heartbeats of up to 90 s): up to 11.5 minutes. Here the heartbeat of a
-running job lasts its timeout plus 15 s (a job past its timeout is killed anyway), an idle worker
-wakes every 15 s, and maintenance runs every 15 s, so an abandoned job is requeued within about
-``job_timeout + 45`` seconds. Jobs run in the worker process (no fork per job: ~4 ms instead of ~22 ms
-a job), with RQ's timeout still enforced by SIGALRM. Where RQ's own recovery stalls when a worker
-dies at the wrong moment (its scheduler lock, its maintenance lock, a job caught between dequeue and
-start, a re-run job's stale execution), ``webhook_service.private_apis.recovery`` retunes it. ``webhook_service.private_apis.lean_worker`` cuts the Redis round
-trips RQ spends around each job (issue 6: at most 5 ms a job). ``jobs.worker.allowlist`` keeps Redis write access from
-being code execution: the worker runs only hubhook's own job functions.
+(RQ 3.0 defaults: a pass every 600 s, heartbeats of up to 90 s): up to 11.5 minutes. Here the
+heartbeat of a running job lasts its timeout plus 15 s (a job past its timeout is killed anyway), an
+idle worker wakes every 15 s, and maintenance runs every 15 s, so an abandoned job is requeued
+within about ``job_timeout + 45`` seconds. Jobs run in the worker process (no fork per job: ~4 ms
+instead of ~22 ms a job), with RQ's timeout still enforced by SIGALRM. Where RQ's own recovery
+stalls when a worker dies at the wrong moment (its scheduler lock, its maintenance lock, a job
+caught between dequeue and start, a re-run job's stale execution),
+``webhook_service.private_apis.recovery`` retunes it. ``webhook_service.private_apis.lean_worker``
+cuts the Redis round trips RQ spends around each job (so a job costs under 5 ms).
+``jobs.worker.allowlist`` keeps Redis write access from being code execution: the worker runs only hubhook's own job functions.
 
 Those two override RQ's internals, so they run only on the RQ version they were written against
 (``webhook_service.private_apis``); on another, or with ``HUBHOOK_FAST_PATHS=0``, the worker is
