@@ -16,6 +16,15 @@ $(BIN)/hubhook: setup.cfg
 
 install: $(BIN)/hubhook
 
+$(BIN)/ruff: setup.cfg $(BIN)/hubhook
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	@touch $@
+
+# ruff (settings in .ruff.toml: ruff does not read setup.cfg) and mypy (settings in setup.cfg).
+lint: $(BIN)/ruff
+	$(BIN)/ruff check .
+	$(BIN)/mypy webhook_service jobs
+
 demo: install
 	$(BIN)/python examples/demo.py
 

@@ -6,8 +6,8 @@ that matters is the tail (p99.9) while workers burn every core they can get. Set
 (2 x 8 gthread), a backlog of 100-event deliveries already in Redis, two `hubhook worker`
 processes draining it against the fake HubSpot (no latency, no rate limit, so they are CPU-bound),
 and wrk sending pre-signed 100-event deliveries on 10 connections. Back-pressure
-(HUBHOOK_MAX_QUEUE_DEPTH) is off, so every delivery is accepted and the backlog keeps growing. The baseline is the same wrk run
-just before the workers start (same backlog, idle workers), in the same run.
+(HUBHOOK_MAX_QUEUE_DEPTH) is off, so every delivery is accepted and the backlog keeps growing. The
+baseline is the same wrk run just before the workers start (same backlog, idle workers), in the same run.
 
     .venv/bin/python bench/ack_latency.py [--seconds 20] [--backlog 1000]
 """
@@ -22,15 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis import Redis  # noqa: E402
+from redis import Redis
 
-from bench import harness, loadgen  # noqa: E402
-from bench.results import emit  # noqa: E402
-from webhook_service.connection import queue as build_queue  # noqa: E402
-from webhook_service.config import Config  # noqa: E402
-from webhook_service.receiver.intake import enqueue_delivery  # noqa: E402
-from webhook_service.receiver.schemas import parse_events  # noqa: E402
-from webhook_service.testing import FakeHubSpot  # noqa: E402
+from bench import harness, loadgen
+from bench.results import emit
+from webhook_service.config import Config
+from webhook_service.connection import queue as build_queue
+from webhook_service.receiver.intake import enqueue_delivery
+from webhook_service.receiver.schemas import parse_events
+from webhook_service.testing import FakeHubSpot
 
 IN_FLIGHT = 10
 OBJECTS = 1000
@@ -71,7 +71,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="hubhook-bench-") as tmp, \
             FakeHubSpot(tokens={harness.TOKEN}, search_limit_per_second=None) as fake, \
-            harness.redis_server(appendonly=True) as server, harness.hubhook_web(server.url, HUBHOOK_MAX_QUEUE_DEPTH="0") as web:
+            harness.redis_server(appendonly=True) as server, \
+            harness.hubhook_web(server.url, HUBHOOK_MAX_QUEUE_DEPTH="0") as web:
         url = web.url
         for object_id in range(1, OBJECTS + 1):
             fake.add("contacts", object_id, {"email": f"c{object_id}@example.com", "lifecyclestage": "lead"})

@@ -17,16 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis import Redis  # noqa: E402
+from redis import Redis
 
-from bench.results import emit  # noqa: E402
-from webhook_service.connection import queue as build_queue  # noqa: E402
-from jobs.worker.worker import build_worker  # noqa: E402
-from webhook_service import Router  # noqa: E402
-from webhook_service.config import Config  # noqa: E402
-from webhook_service.devstack import RedisProcess  # noqa: E402
-from webhook_service.receiver.intake import enqueue_delivery  # noqa: E402
-from webhook_service.testing import FakeHubSpot, make_event  # noqa: E402
+from bench.results import emit
+from jobs.worker.worker import build_worker
+from webhook_service import Router
+from webhook_service.config import Config
+from webhook_service.connection import queue as build_queue
+from webhook_service.devstack import RedisProcess
+from webhook_service.receiver.intake import enqueue_delivery
+from webhook_service.testing import FakeHubSpot, make_event
 
 
 def run(redis_server: RedisProcess, contact_associations: list[str]) -> None:

@@ -22,7 +22,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from webhook_service.devstack import RedisProcess, free_port  # noqa: E402
+from webhook_service.devstack import RedisProcess, free_port
 
 BIN = Path(sys.executable).parent
 SECRET = "bench-client-secret"

@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import requests  # noqa: E402
-from redis import Redis  # noqa: E402
+import requests
+from redis import Redis
 
-from bench import harness  # noqa: E402
-from bench.handlers import LATENCY_KEY  # noqa: E402
-from bench.results import emit, percentile  # noqa: E402
-from webhook_service.testing import FakeHubSpot, make_event, signed_delivery  # noqa: E402
+from bench import harness
+from bench.handlers import LATENCY_KEY
+from bench.results import emit, percentile
+from webhook_service.testing import FakeHubSpot, make_event, signed_delivery
 
 RATE = 50  # events per second
 DEALS = 5000

@@ -22,14 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis import Redis  # noqa: E402
+from redis import Redis
 
-from bench import bare_app, harness, loadgen  # noqa: E402
-from bench.results import emit  # noqa: E402
-from webhook_service.receiver.app import create_app  # noqa: E402
-from webhook_service.config import Config  # noqa: E402
-from webhook_service.receiver.signature import signed_headers  # noqa: E402
-
+from bench import bare_app, harness, loadgen
+from bench.results import emit
+from webhook_service.config import Config
+from webhook_service.receiver.app import create_app
+from webhook_service.receiver.signature import signed_headers
 
 
 def post_all(client, deliveries: int, events: int) -> None:

@@ -24,15 +24,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis import Redis  # noqa: E402
+from redis import Redis
 
-from bench.harness import BIN, TOKEN, environment, redis_server  # noqa: E402
-from bench.results import emit  # noqa: E402
-from webhook_service.connection import queue as build_queue  # noqa: E402
-from jobs.poller.cursor import Cursor  # noqa: E402
-from webhook_service import Router  # noqa: E402
-from webhook_service.config import Config  # noqa: E402
-from webhook_service.testing import FakeHubSpot  # noqa: E402
+from bench.harness import BIN, TOKEN, environment, redis_server
+from bench.results import emit
+from jobs.poller.cursor import Cursor
+from webhook_service import Router
+from webhook_service.config import Config
+from webhook_service.connection import queue as build_queue
+from webhook_service.testing import FakeHubSpot
 
 #: `HUBHOOK_HANDLERS=bench.poller:router`: tickets arrive by polling only.
 router = Router()

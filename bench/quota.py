@@ -30,15 +30,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from redis import Redis  # noqa: E402
+from redis import Redis
 
-from bench import harness  # noqa: E402
-from bench.results import emit  # noqa: E402
-from webhook_service.connection import queue as build_queue  # noqa: E402
-from webhook_service import Router  # noqa: E402
-from webhook_service.config import Config  # noqa: E402
-from webhook_service.receiver.intake import enqueue_delivery  # noqa: E402
-from webhook_service.testing import FakeHubSpot, make_event  # noqa: E402
+from bench import harness
+from bench.results import emit
+from webhook_service import Router
+from webhook_service.config import Config
+from webhook_service.connection import queue as build_queue
+from webhook_service.receiver.intake import enqueue_delivery
+from webhook_service.testing import FakeHubSpot, make_event
 
 LIMIT, WINDOW, LATENCY, PER_BATCH = 110, 10.0, 0.12, 100
 DONE, COMPLETE = "bench:quota:done", "bench:quota:complete"
@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=6)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run_all's time limit: stop workers and Redis
-    with harness.redis_server(appendonly=False) as redis_server:
+    with harness.redis_server(appendonly=False) as redis_server:  # noqa: SIM117 (the server outlives the fake)
         with FakeHubSpot(tokens={"bench-token"}, burst_limit=(LIMIT, WINDOW), latency=LATENCY) as fake:
             started = time.monotonic()
             seed(fake, max(args.objects, args.backlog))

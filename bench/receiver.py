@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis import Redis  # noqa: E402
+from redis import Redis
 
-from bench import harness, loadgen  # noqa: E402
-from bench.results import emit  # noqa: E402
+from bench import harness, loadgen
+from bench.results import emit
 
 CONNECTIONS = 16
 #: Deliveries signed per body size: above what 2 shared cores can take in a run, so no repeats.

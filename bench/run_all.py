@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.results import Figure, machine, parse, table  # noqa: E402
+from bench.results import Figure, machine, parse, table
 
 #: (script, extra arguments, time limit in seconds); scripts that do not exist (yet) are skipped.
 BENCHES = [

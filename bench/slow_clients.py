@@ -24,7 +24,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from webhook_service.testing import make_event, signed_delivery  # noqa: E402
+from webhook_service.testing import make_event, signed_delivery
 
 
 class SlowHeaderClients:
@@ -41,7 +41,7 @@ class SlowHeaderClients:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._trickle, name="slow-header-clients", daemon=True)
 
-    def __enter__(self) -> "SlowHeaderClients":
+    def __enter__(self) -> SlowHeaderClients:
         host = f"{self.address[0]}:{self.address[1]}"
         for _ in range(self.count):
             sock = socket.create_connection(self.address, timeout=5)
@@ -91,7 +91,7 @@ def timed_requests(base: str, secret: str, signed_url: str, deliveries: int, *, 
         event = make_event("contact.propertyChange", first_id + i, property="email", value=f"slow-{i}")
         body, headers = signed_delivery([event], secret, signed_url)
         for kind, call, into in (
-                ("delivery", lambda: requests.post(base + "/webhooks/hubspot", data=body, headers=headers,
+                ("delivery", lambda: requests.post(base + "/webhooks/hubspot", data=body, headers=headers,  # noqa: B023
                                                    timeout=timeout), delivery_s),
                 ("healthz", lambda: requests.get(base + "/healthz", timeout=timeout), health_s)):
             started = time.perf_counter()

@@ -64,8 +64,8 @@ def stage_changed(event) -> None:
 def run(harness, redis: Redis, fake, deliveries: list[list[dict]], rate: float, workers: int, cap: int | None
         ) -> dict:
     """Feed ``deliveries`` at ``rate`` a second to ``workers`` fresh processes; return what HubSpot saw."""
-    from webhook_service.connection import queue as build_queue
     from webhook_service.config import Config
+    from webhook_service.connection import queue as build_queue
     from webhook_service.receiver.intake import enqueue_delivery
 
     redis.flushall()

@@ -21,15 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis import Redis  # noqa: E402
-from rq import Queue, SimpleWorker, Worker  # noqa: E402
-from rq.serializers import JSONSerializer  # noqa: E402
+from redis import Redis
+from rq import Queue, SimpleWorker, Worker
+from rq.serializers import JSONSerializer
 
-from bench import harness  # noqa: E402
-from bench.handlers import router  # noqa: E402
-from bench.results import emit  # noqa: E402
-from jobs.worker.worker import build_worker  # noqa: E402
-from webhook_service.config import Config  # noqa: E402
+from bench import harness
+from bench.handlers import router
+from bench.results import emit
+from jobs.worker.worker import build_worker
+from webhook_service.config import Config
 
 SHORT = 20
 ROUNDS = 3
@@ -84,7 +84,8 @@ def main() -> None:
     for name, ms in results.items():
         print(f"  {name:36} {ms:6.2f} ms/job  ({1000 / ms:5.0f} jobs/s per process)")
     ours, simple, fork = results.values()
-    print(f"  => hubhook {ours:.2f} ms/job: {fork / ours:.1f}x less than fork-per-job, {ours / simple:.2f}x SimpleWorker")
+    print(f"  => hubhook {ours:.2f} ms/job: {fork / ours:.1f}x less than fork-per-job, "
+          f"{ours / simple:.2f}x SimpleWorker")
     emit("Worker overhead per job (no-op job)", f"{ours:.2f} ms ({1000 / ours:.0f} jobs/s per process)",
          baseline=f"rq fork Worker {fork:.1f} ms, SimpleWorker {simple:.2f} ms")
 

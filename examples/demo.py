@@ -42,13 +42,13 @@ def seed(fake: FakeHubSpot) -> None:
     fake.associate("deals", 2002, "contacts", 3)
 
 
-def pump(name: str, stream, lines: "queue.Queue[str]") -> None:
+def pump(name: str, stream, lines: queue.Queue[str]) -> None:
     for line in iter(stream.readline, ""):
         print(f"  {name:6} | {line.rstrip()}", flush=True)
         lines.put(line)
 
 
-def start(name: str, args: list[str], env: dict, lines: "queue.Queue[str]") -> subprocess.Popen:
+def start(name: str, args: list[str], env: dict, lines: queue.Queue[str]) -> subprocess.Popen:
     process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     threading.Thread(target=pump, args=(name, process.stdout, lines), daemon=True).start()
     return process
@@ -83,7 +83,7 @@ def main() -> int:
            "HUBHOOK_WEBHOOK_URL": url, "PORT": str(port), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
            "HUBHOOK_LOG_LEVEL": "WARNING"}
     hubhook = str(Path(sys.executable).with_name("hubhook"))
-    lines: "queue.Queue[str]" = queue.Queue()
+    lines: queue.Queue[str] = queue.Queue()
     step("Starting `hubhook web` and `hubhook worker` (the Procfile's processes)")
     processes = [start("web", [hubhook, "web", "--workers", "1"], env, queue.Queue()),
                  start("worker", [hubhook, "worker"], env, lines)]

@@ -11,9 +11,9 @@ from dataclasses import replace
 import pytest
 
 from jobs.poller import main as poller
-from webhook_service.connection import queue as build_queue
 from jobs.poller.cursor import Cursor
 from webhook_service import Router
+from webhook_service.connection import queue as build_queue
 from webhook_service.testing import FakeHubSpot
 
 from .conftest import TOKEN

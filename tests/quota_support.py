@@ -9,8 +9,8 @@ from pathlib import Path
 
 from redis import Redis
 
-from webhook_service.connection import queue as build_queue
 from webhook_service.config import Config
+from webhook_service.connection import queue as build_queue
 from webhook_service.receiver.intake import enqueue_delivery
 
 from .quota_handlers import LEDGER

@@ -2,11 +2,11 @@
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from webhook_service.telemetry import backlog
-from webhook_service.connection import queue as build_queue
 from webhook_service import Router
-from webhook_service.receiver.app import create_app
 from webhook_service.config import Config
+from webhook_service.connection import queue as build_queue
+from webhook_service.receiver.app import create_app
+from webhook_service.telemetry import backlog
 from webhook_service.testing import make_event, signed_delivery
 
 from .conftest import SECRET, drain

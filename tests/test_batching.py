@@ -9,11 +9,11 @@ import pytest
 from rq.job import _current_job
 
 from jobs.delivery import batching
-from webhook_service.operator import dead_letters
-from webhook_service.telemetry import backlog
-from webhook_service.connection import queue as build_queue
 from webhook_service import Router
+from webhook_service.connection import queue as build_queue
+from webhook_service.operator import dead_letters
 from webhook_service.receiver.intake import enqueue_delivery
+from webhook_service.telemetry import backlog
 from webhook_service.testing import make_event
 
 from .conftest import drain
@@ -138,7 +138,8 @@ def seed_deals(hubspot, count):
 
 
 def stage_changes(first, count=100):
-    return [make_event("deal.propertyChange", i, property="dealstage", value="won") for i in range(first, first + count)]
+    return [make_event("deal.propertyChange", i, property="dealstage", value="won")
+            for i in range(first, first + count)]
 
 
 def association_sizes(hubspot, to_type):

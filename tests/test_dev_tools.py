@@ -24,7 +24,7 @@ def test_hubhook_run_starts_everything_prefixes_logs_and_stops_on_ctrl_c(env, hu
     run_env.update(PORT=str(port), HUBHOOK_HANDLERS="tests.ops_handlers:router")
     process = subprocess.Popen([HUBHOOK, "run", "--no-poller"], env=run_env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    lines: "queue.Queue[str]" = queue.Queue()
+    lines: queue.Queue[str] = queue.Queue()
     seen: list[str] = []
     threading.Thread(target=lambda: [lines.put(x) for x in iter(process.stdout.readline, "")], daemon=True).start()
 

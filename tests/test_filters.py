@@ -3,13 +3,12 @@ import time
 
 import pytest
 
-from webhook_service.telemetry import object_history
-from webhook_service.telemetry import stats
-from webhook_service.connection import queue as build_queue
 from webhook_service import RegistrationError, Router
 from webhook_service.config import Config
+from webhook_service.connection import queue as build_queue
 from webhook_service.filters import IgnoreSources, old_value
 from webhook_service.receiver.intake import enqueue_delivery
+from webhook_service.telemetry import object_history, stats
 from webhook_service.testing import make_event
 
 from .conftest import drain

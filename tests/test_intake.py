@@ -3,7 +3,6 @@ import time
 
 from rq.job import Job
 
-from webhook_service.telemetry import backlog
 from webhook_service.connection import queue as build_queue
 from webhook_service.receiver.intake import (
     _digest,
@@ -12,6 +11,7 @@ from webhook_service.receiver.intake import (
     enqueue_delivery,
     was_seen,
 )
+from webhook_service.telemetry import backlog
 from webhook_service.testing import make_event
 
 

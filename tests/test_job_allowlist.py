@@ -11,15 +11,15 @@ from rq import Callback, Queue
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from webhook_service.operator import dead_letters
-from webhook_service.telemetry import object_history
-from webhook_service.connection import queue as build_queue
 from webhook_service import Router
+from webhook_service.connection import queue as build_queue
+from webhook_service.operator import dead_letters
 from webhook_service.receiver.intake import enqueue_delivery
+from webhook_service.telemetry import object_history
 from webhook_service.testing import make_event
 
 from .conftest import drain
-from .ops_support import hubhook, spawn, stop, wait_until
+from .ops_support import hubhook, spawn, stop
 
 
 def foreign_jobs(config, redis, tmp_path) -> dict[str, str]:

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from webhook_service.receiver.app import create_app
 from webhook_service.config import Config
 from webhook_service.errors import ConfigError
+from webhook_service.receiver.app import create_app
 from webhook_service.testing import make_event, post_delivery, signed_delivery
 
 from .conftest import SECRET, TOKEN, free_port
@@ -207,8 +207,8 @@ def _metrics_dir_of(pid: int):
 
 
 def test_poll_lag_per_type_comes_from_the_poller_cursors(config, redis, monkeypatch):
-    from webhook_service.telemetry import prometheus
     from jobs.poller.cursor import Cursor
+    from webhook_service.telemetry import prometheus
 
     monkeypatch.setattr(prometheus, "_poll_cache", (0.0, None))  # another test may have cached an empty answer
     cursor = Cursor(redis, 62515, "ticket", "search")

@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from rq.registry import FailedJobRegistry
 from werkzeug.serving import make_server
 
-from webhook_service.operator import dead_letters
-from webhook_service.connection import queue as build_queue
 from webhook_service import Router
+from webhook_service.connection import queue as build_queue
+from webhook_service.operator import dead_letters
 from webhook_service.receiver.app import create_app
 from webhook_service.testing import make_event, post_delivery
 

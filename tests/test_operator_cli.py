@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from webhook_service.connection import queue as build_queue
-from jobs.poller.cursor import Cursor
 from jobs.hubspot.rate_budget import RateGovernor
+from jobs.poller.cursor import Cursor
+from webhook_service.connection import queue as build_queue
 from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 
@@ -137,9 +137,9 @@ def test_a_handler_error_quoting_the_token_is_redacted_in_redis_and_on_the_termi
     from rq.job import Job
     from rq.serializers import JSONSerializer
 
-    from webhook_service.telemetry import object_history
     from tests.conftest import TOKEN
     from tests.leaky_handlers import router as leaky
+    from webhook_service.telemetry import object_history
 
     # Given a handler whose error quotes the access token and carries ESC[2J (clear screen)
     deliver(config, redis, [make_event("deal.creation", 7)])

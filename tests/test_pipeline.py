@@ -4,9 +4,9 @@ import dataclasses
 import pytest
 from rq.registry import FailedJobRegistry
 
-from webhook_service.operator import dead_letters
-from webhook_service.connection import queue as build_queue
 from webhook_service import Router
+from webhook_service.connection import queue as build_queue
+from webhook_service.operator import dead_letters
 from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 

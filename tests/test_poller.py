@@ -11,14 +11,14 @@ from collections import Counter
 from dataclasses import replace
 
 from jobs.poller import main as poller
-from webhook_service.connection import queue as build_queue
 from jobs.poller.reconcile import note_webhook_changes
 from webhook_service import Router
+from webhook_service.connection import queue as build_queue
 from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import FakeHubSpot, make_event
 
-from .conftest import TOKEN, drain
 from . import poller_support as kit
+from .conftest import TOKEN, drain
 from .poller_support import cursor, poll, queued, wait_for
 
 config, hubspot, router, seen = kit.config, kit.hubspot, kit.router, kit.seen  # the poller tests' fixtures

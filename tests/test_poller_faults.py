@@ -7,8 +7,8 @@ from collections import Counter
 from webhook_service import Router
 from webhook_service.testing.fake_hubspot.shapes import error_body, rate_limit_body
 
-from .conftest import drain
 from . import poller_support as kit
+from .conftest import drain
 from .poller_support import cursor, poll, queued
 
 config, hubspot, router, seen = kit.config, kit.hubspot, kit.router, kit.seen  # the poller tests' fixtures

@@ -1,6 +1,5 @@
 """The Procfile's processes, as a user runs them: `hubhook web` and `hubhook worker` over real HTTP."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from webhook_service.operator import dead_letters
 from jobs.delivery import parking
-from webhook_service.connection import queue as build_queue
 from jobs.hubspot.client import HubSpotClient
 from jobs.hubspot.rate_budget import Budget, RateGovernor
 from jobs.worker.worker import build_worker
 from webhook_service import Router
+from webhook_service.connection import queue as build_queue
 from webhook_service.errors import RateLimited
+from webhook_service.operator import dead_letters
 from webhook_service.receiver.intake import delivery_job
 from webhook_service.testing import FakeHubSpot, make_event
 

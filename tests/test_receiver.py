@@ -7,9 +7,9 @@ import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from webhook_service.receiver.app import create_app
 from webhook_service.config import Config
 from webhook_service.errors import ConfigError
+from webhook_service.receiver.app import create_app
 from webhook_service.testing import make_event, signed_delivery
 
 from .conftest import METRICS_BEARER, SECRET, free_port

@@ -43,7 +43,8 @@ def test_decorator_returns_the_function_unchanged():
 
 
 @pytest.mark.parametrize("pattern, options, event, expected", [
-    ("deal.propertyChange", {"property": "dealstage"}, make_event("deal.propertyChange", 1, property="dealstage"), True),
+    ("deal.propertyChange", {"property": "dealstage"}, make_event("deal.propertyChange", 1, property="dealstage"),
+     True),
     ("deal.propertyChange", {"property": "dealstage"}, make_event("deal.propertyChange", 1, property="amount"), False),
     ("deal.*", {}, make_event("deal.deletion", 1), True),
     ("deal.*", {}, make_event("contact.deletion", 1), False),

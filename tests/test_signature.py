@@ -110,5 +110,5 @@ def test_signature_versions_setting(value, expected):
 
 @pytest.mark.parametrize("value", ["v1", "v3,v4", "sha256"])
 def test_signature_versions_setting_says_what_to_write(value):
-    with pytest.raises(ConfigError, match="HUBHOOK_SIGNATURE_VERSIONS must be v3 .* got"):
+    with pytest.raises(ConfigError, match=r"HUBHOOK_SIGNATURE_VERSIONS must be v3 .* got"):
         Config.from_env({"HUBHOOK_SIGNATURE_VERSIONS": value})

@@ -1,7 +1,8 @@
-"""The worker's short path around each job (webhook_service.private_apis.lean_worker) leaves Redis as RQ's own path would.
+"""The worker's short path around each job (webhook_service.private_apis.lean_worker) leaves Redis as
+RQ's own path would.
 
-Why: webhook_service.private_apis.lean_worker replaces RQ's success handling for jobs whose result is not kept (all of hubhook's),
-to save round trips. These tests pin what RQ would have done: nothing of a finished job
+Why: webhook_service.private_apis.lean_worker replaces RQ's success handling for jobs whose result
+is not kept (all of hubhook's), to save round trips. These tests pin what RQ would have done: nothing of a finished job
 left behind, the worker's figures and state right, the job's figures and histories written, and a
 job with dependents still handed to RQ so its dependents run.
 """
@@ -12,12 +13,11 @@ import dataclasses
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from webhook_service.telemetry import object_history
-from webhook_service.telemetry import stats
-from webhook_service.connection import queue as build_queue
 from jobs.worker.worker import build_worker
 from webhook_service import Router
+from webhook_service.connection import queue as build_queue
 from webhook_service.receiver.intake import enqueue_delivery
+from webhook_service.telemetry import object_history, stats
 from webhook_service.testing import make_event
 
 from .conftest import fast_paths_only

@@ -4,10 +4,10 @@ import logging
 
 from redis.exceptions import LockError
 
-from webhook_service.operator import dead_letters
 from jobs.hubspot.client import HubSpotClient
 from webhook_service import Router
 from webhook_service.errors import HubSpotAPIError
+from webhook_service.operator import dead_letters
 from webhook_service.testing import make_event
 
 from .conftest import drain

@@ -79,7 +79,7 @@ class Config:
     fast_paths: bool = True
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
         """Read the environment; raise ConfigError naming the variable and the fix on bad values.
 
         Each variable of ``ENVIRONMENT`` that is set becomes its field; an unset one (or an empty one,
@@ -94,7 +94,7 @@ class Config:
         config = cls(**values, variables_set=frozenset(v.name for v in ENVIRONMENT if v.field in values))
         return replace(config, **overrides).validated()
 
-    def validated(self) -> "Config":
+    def validated(self) -> Config:
         """Return self after checking the values that would otherwise fail much later."""
         if urlparse(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// "
@@ -130,10 +130,11 @@ class Config:
                               f"got {','.join(self.signature_versions)[:40]!r}")
         if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
             raise ConfigError(f"HUBHOOK_METRICS_TOKEN must have at least {MIN_METRICS_TOKEN_LENGTH} "
-                              f"characters; make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+                              "characters; make one with: "
+                              "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
         return self
 
-    def require_secret(self) -> "Config":
+    def require_secret(self) -> Config:
         """The receiver cannot verify anything without a client secret: say so at start."""
         if not self.client_secrets:
             raise ConfigError("HUBSPOT_CLIENT_SECRET is not set: copy the client secret from your HubSpot "

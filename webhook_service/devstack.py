@@ -55,7 +55,7 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "RedisProcess":
+    def start(self, timeout: float = 10.0) -> RedisProcess:
         args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", str(self.directory), "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", self.fsync, "--protected-mode", "yes"]

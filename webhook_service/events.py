@@ -7,9 +7,9 @@ subclasses that refuse mutation, so ``json.dumps(event.record)`` and ``event.ass
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 def _readonly(*_: Any, **__: Any) -> None:
@@ -69,7 +69,7 @@ class Event:
               changes: Iterable[Mapping] = (), record: Mapping | None = None,
               associations: Mapping[str, Iterable[str | int]] | None = None, source: str = "webhook",
               merged_object_ids: Iterable[str | int] = (), handler: str = "", hubspot: Any = None,
-              lock_factory: Callable[..., Any] | None = None) -> "Event":
+              lock_factory: Callable[..., Any] | None = None) -> Event:
         """Build an Event from plain data, freezing every container."""
         return cls(
             object_type=object_type, object_id=str(object_id), portal_id=int(portal_id),

@@ -29,7 +29,7 @@ class ObjectType:
 # Classic subscription types (https://developers.hubspot.com/docs/api/webhooks) plus the generic-only
 # types a handler may poll.
 KNOWN_TYPES: tuple[ObjectType, ...] = (
-    ObjectType("contact", "contacts", "0-1", _CRM_ACTIONS + ("privacyDeletion",), "lastmodifieddate"),
+    ObjectType("contact", "contacts", "0-1", (*_CRM_ACTIONS, "privacyDeletion"), "lastmodifieddate"),
     ObjectType("company", "companies", "0-2", _CRM_ACTIONS),
     ObjectType("deal", "deals", "0-3", _CRM_ACTIONS),
     ObjectType("ticket", "tickets", "0-5", _CRM_ACTIONS),

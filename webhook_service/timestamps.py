@@ -6,7 +6,7 @@ epoch ms and turns them into text only for people (logs, ``hubhook status``, ``h
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def parse_ms(value: object) -> int:
@@ -32,12 +32,12 @@ def parse_iso_ms(text: str) -> int:
     otherwise; ValueError for anything else, digits included."""
     parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return round(parsed.timestamp() * 1000)
 
 
 def iso_utc(ms: float, *, terminal: bool = False) -> str:
     """Epoch ms as ISO-8601 UTC to the second (``2026-11-22T08:40:03+00:00``); ``terminal``: the
     column form operator output uses (``2026-11-22 08:40:03``)."""
-    moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S") if terminal else moment.isoformat(timespec="seconds")

@@ -12,16 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from jobs.delivery import fetching
+from jobs.delivery.fetching import Enrichment, ObjectChanges
+from jobs.hubspot.client import HubSpotClient
+from jobs.hubspot.portal_client import PortalClient
+from jobs.worker import recording
 from webhook_service.config import Config
 from webhook_service.events import Event
 from webhook_service.filters import IgnoreSources
 from webhook_service.router import Handler
-
-from jobs.delivery import fetching
-from jobs.worker import recording
-from jobs.delivery.fetching import Enrichment, ObjectChanges
-from jobs.hubspot.client import HubSpotClient
-from jobs.hubspot.portal_client import PortalClient
 
 
 def drop_echoes(config: Config, events: list[dict]) -> list[dict]:

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+from jobs.hubspot.client import HubSpotClient
 from webhook_service import objects
 from webhook_service.errors import (
     HubSpotAPIError,
@@ -28,8 +29,6 @@ from webhook_service.errors import (
     TransientAPIError,
 )
 from webhook_service.router import Handler, object_name
-
-from jobs.hubspot.client import HubSpotClient
 
 GONE = ("deletion", "privacyDeletion")
 

@@ -15,6 +15,11 @@ import logging
 
 from redis.exceptions import RedisError
 
+from jobs.delivery import batching, dispatch, fetching, parking
+from jobs.delivery.fetching import Enrichment, ObjectChanges
+from jobs.hubspot.client import HubSpotClient
+from jobs.poller import reconcile
+from jobs.worker import context, recording
 from webhook_service import objects
 from webhook_service.errors import (
     MissingScopes,
@@ -24,16 +29,6 @@ from webhook_service.errors import (
 )
 from webhook_service.events import Event
 from webhook_service.router import Handler
-
-from jobs.delivery import batching
-from jobs.worker import context
-from jobs.delivery import dispatch
-from jobs.delivery import fetching
-from jobs.delivery import parking
-from jobs.worker import recording
-from jobs.poller import reconcile
-from jobs.delivery.fetching import Enrichment, ObjectChanges
-from jobs.hubspot.client import HubSpotClient
 
 log = logging.getLogger("hubhook.worker")
 RUN_HANDLER = parking.RUN_HANDLER

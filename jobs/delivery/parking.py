@@ -29,14 +29,13 @@ from rq import Queue, Retry, get_current_job
 from rq.job import Job
 from rq.job_lifecycle import record_job_failure
 
+from jobs.delivery import batching
+from jobs.delivery.batching import Batch
+from jobs.delivery.fetching import ObjectChanges
 from webhook_service.config import Config
 from webhook_service.errors import HubSpotAPIError, MissingScopes, NoToken, RateLimited
 from webhook_service.keys import RUN_HANDLER
 from webhook_service.receiver.intake import DEAD_LETTER_TTL, DELIVERY_RETRY_INTERVALS, delivery_job
-
-from jobs.delivery import batching
-from jobs.delivery.batching import Batch
-from jobs.delivery.fetching import ObjectChanges
 
 log = logging.getLogger("hubhook.worker")
 MAX_ATTEMPTS = len(DELIVERY_RETRY_INTERVALS) + 1   # the first try, then one after each interval
@@ -62,7 +61,8 @@ def reason(exc: HubSpotAPIError, portal: int | None = None, object_type: str | N
     where = f"{object_type or 'objects'} of portal {portal}" if portal is not None else "this work"
     if isinstance(exc, MissingScopes):
         scopes = ", ".join(exc.scopes) or "(HubSpot named none)"
-        return f"HubSpot refused to read {where}: the app is missing scope(s) {scopes}; grant them, then `hubhook replay`"
+        return (f"HubSpot refused to read {where}: the app is missing scope(s) {scopes}; grant them, "
+                "then `hubhook replay`")
     if isinstance(exc, NoToken):
         return str(exc)
     return f"HubSpot kept failing on {where}: {exc}"
@@ -157,7 +157,8 @@ def retry_handler(queue: Queue, config: Config, name: str, item: ObjectChanges, 
     label = f"{item.object_type}:{item.object_id}"
     if isinstance(exc, HubSpotAPIError) and parks(exc):
         with queue.connection.pipeline() as pipe:
-            _park(pipe, handler_job(queue, config, name, item.changes, source, label, None), reason(exc, item.portal_id))
+            _park(pipe, handler_job(queue, config, name, item.changes, source, label, None),
+                  reason(exc, item.portal_id))
             pipe.execute()
         return "parked"
     first, *rest = config.handler_retries or (0,)

@@ -20,6 +20,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from jobs.hubspot.rate_budget import POLICY_WAIT, RateGovernor
+from jobs.hubspot.tokens import Auth, StaticAuth
 from webhook_service import objects
 from webhook_service.config import Config
 from webhook_service.errors import (
@@ -28,10 +30,7 @@ from webhook_service.errors import (
     RateLimited,
     TransientAPIError,
 )
-
 from webhook_service.telemetry import stats
-from jobs.hubspot.tokens import Auth, StaticAuth
-from jobs.hubspot.rate_budget import POLICY_WAIT, RateGovernor
 
 log = logging.getLogger("hubhook.api")
 #: (connect, read) seconds. With two read retries a silent HubSpot costs at most ~50 s, inside a job's 60.
@@ -121,14 +120,16 @@ class HubSpotClient:
         except ValueError:
             body = {}
         body = body if isinstance(body, dict) else {}
-        common = {"status": response.status_code, "category": body.get("category") or body.get("errorType"),
-                  "correlation_id": body.get("correlationId"), "endpoint": path}
+        common: dict[str, Any] = {  # HubSpotAPIError's keyword fields; the body's values are JSON
+            "status": response.status_code, "category": body.get("category") or body.get("errorType"),
+            "correlation_id": body.get("correlationId"), "endpoint": path}
         message = str(body.get("message") or response.reason or "error")[:300]
         if response.status_code == 429:
             policy = body.get("policyName")
             wait = _retry_after(response)
-            return RateLimited(message, retry_after=POLICY_WAIT.get(policy, 10.0) if wait is None else wait,
-                               policy=policy, **common)
+            if wait is None:  # the pause the named policy documents, else 10 s
+                wait = 10.0 if policy is None else POLICY_WAIT.get(policy, 10.0)
+            return RateLimited(message, retry_after=wait, policy=policy, **common)
         if response.status_code == 403 and body.get("category") == "MISSING_SCOPES":
             return MissingScopes(message, scopes=_scopes(body), **common)
         if response.status_code >= 500:

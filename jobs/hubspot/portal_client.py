@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from webhook_service import objects
-
 from jobs.hubspot.client import HubSpotClient
+from webhook_service import objects
 
 #: HubSpot-defined unlabeled association type ids, for ``create(associations={...})`` (table in
 #: https://developers.hubspot.com/docs/api-reference/legacy/crm/associations/associate-records/guide).

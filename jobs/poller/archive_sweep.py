@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 
-from jobs.worker.context import Context
 from jobs.poller.cursor import Cursor
-from jobs.poller.search_pass import Guard, enqueue, now_ms
 from jobs.poller.polled_types import Stream, deletion_event
+from jobs.poller.search_pass import Guard, enqueue, now_ms
+from jobs.worker.context import Context
 from webhook_service.timestamps import parse_ms
 
 log = logging.getLogger("hubhook.poller")

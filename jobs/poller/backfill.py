@@ -19,14 +19,13 @@ from collections.abc import Iterator
 
 from tqdm import tqdm
 
+from jobs.poller.cursor import Cursor
+from jobs.poller.polled_types import Stream
+from jobs.poller.search_pass import Guard, deliver_page, now_ms, resilient_search
+from jobs.poller.search_walk import MAX_RESULTS, PAGE_SIZE, walk
+from jobs.worker.context import Context
 from webhook_service.errors import ConfigError
 from webhook_service.timestamps import iso_utc, parse_iso_ms
-
-from jobs.worker.context import Context
-from jobs.poller.cursor import Cursor
-from jobs.poller.search_pass import Guard, deliver_page, now_ms, resilient_search
-from jobs.poller.polled_types import Stream
-from jobs.poller.search_walk import MAX_RESULTS, PAGE_SIZE, walk
 
 log = logging.getLogger("hubhook.poller")
 SLICE_PAGES = MAX_RESULTS // PAGE_SIZE

@@ -20,8 +20,8 @@ from typing import Any
 
 from redis import Redis
 
-from webhook_service import keys
 from jobs.poller.leader import text
+from webhook_service import keys
 
 #: ``KEYS``: cursor hash, seen set. ``ARGV``: new position, trim floor, then score/member pairs.
 #: One script, so the seen marks, the trim and the forward-only position move together or not at all.

@@ -18,20 +18,19 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
-from webhook_service.config import Config
-from webhook_service.errors import ConfigError, HubSpotAPIError, RateLimited
-from webhook_service.router import Router
-from webhook_service.timestamps import iso_utc
-
 from jobs.poller import polled_types
+from jobs.poller.archive_sweep import sweep
 from jobs.poller.backfill import Backfill, parse_since
-from webhook_service import keys
-from webhook_service.connection import redis_client
-from jobs.worker.context import Context
 from jobs.poller.cursor import Cursor, read_hash
 from jobs.poller.leader import Leadership, LostLeadership, Stopped, current_leader, text
 from jobs.poller.search_pass import Guard, now_ms, search_pass
-from jobs.poller.archive_sweep import sweep
+from jobs.worker.context import Context
+from webhook_service import keys
+from webhook_service.config import Config
+from webhook_service.connection import redis_client
+from webhook_service.errors import ConfigError, HubSpotAPIError, RateLimited
+from webhook_service.router import Router
+from webhook_service.timestamps import iso_utc
 
 log = logging.getLogger("hubhook.poller")
 #: With ``--once``, a task that keeps failing is given up after this many attempts.

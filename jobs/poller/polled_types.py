@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobs.poller.reconcile import POLL_SOURCE
+from jobs.poller.search_walk import created_ms
 from webhook_service import objects
 from webhook_service.config import Config
 from webhook_service.objects import ObjectType
 from webhook_service.router import Router
-
-from jobs.poller.reconcile import POLL_SOURCE
-from jobs.poller.search_walk import created_ms
 
 #: Types that exist only as webhooks here: conversation threads have no CRM search endpoint.
 UNSEARCHABLE = frozenset({"conversation"})

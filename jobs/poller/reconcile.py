@@ -19,9 +19,8 @@ from collections.abc import Iterable, Sequence
 
 from redis import Redis
 
-from webhook_service.router import object_name
-
 from webhook_service import keys
+from webhook_service.router import object_name
 
 #: A webhook's occurredAt and the record's modified date are stamped by different parts of HubSpot;
 #: a version modified at most this much after the webhook's change counts as that same change.
@@ -51,7 +50,10 @@ def note_webhook_changes(redis: Redis, events: Iterable[dict],
     for event in events:
         if event.get("changeSource") == POLL_SOURCE or event.get("objectId") is None:
             continue
-        scope = (int(event.get("portalId") or 0), object_name(event))
+        object_type = object_name(event)
+        if object_type is None:  # the worker passes routable events only (jobs.delivery.job._routable)
+            raise ValueError(f"event {event['objectId']} has no well-formed object type: drop it before noting it")
+        scope = (int(event.get("portalId") or 0), object_type)
         notes = latest.setdefault(scope, {})
         object_id, at = str(event["objectId"]), int(event.get("occurredAt") or 0)
         notes[object_id] = max(at, notes.get(object_id, 0))

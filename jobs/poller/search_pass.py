@@ -18,14 +18,13 @@ import logging
 import time
 from typing import Protocol
 
+from jobs.poller.cursor import Cursor
+from jobs.poller.polled_types import Stream, poll_event
+from jobs.poller.reconcile import delivered_by_webhook
+from jobs.poller.search_walk import Page, Search, walk
+from jobs.worker.context import Context
 from webhook_service.errors import RateLimited, TransientAPIError
 from webhook_service.receiver.intake import enqueue_delivery
-
-from jobs.worker.context import Context
-from jobs.poller.cursor import Cursor
-from jobs.poller.reconcile import delivered_by_webhook
-from jobs.poller.polled_types import Stream, poll_event
-from jobs.poller.search_walk import Page, Search, walk
 
 log = logging.getLogger("hubhook.poller")
 #: In-pass retries of one search request before the pass gives up and is rescheduled.

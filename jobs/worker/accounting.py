@@ -4,7 +4,8 @@ A mixin over RQ's worker hooks rather than code in the job functions, because on
 how a job ended for good: RQ decides after the job returns whether a failure is retried or parked.
 So the counter behind back-pressure (``webhook_service.telemetry.backlog``) is decremented here, once per delivery job,
 when it succeeded or failed with no retry left; and everything the job buffered (``jobs.worker.recording``)
-is written after it in one pipeline: for a success, the MULTI that records it (``webhook_service.private_apis.lean_worker``).
+is written after it in one pipeline: for a success, the MULTI that records it
+(``webhook_service.private_apis.lean_worker``).
 The failure text RQ stores with a failed job (its traceback, shown by rq-dashboard and ``hubhook
 replay``) passes through the log redaction first: a handler's error may quote a token.
 """
@@ -19,17 +20,13 @@ from redis.exceptions import RedisError
 from rq.job import Job
 from rq.queue import Queue
 
+from jobs.delivery import fetching
+from jobs.worker import context, recording
+from jobs.worker.allowlist import JOB_FUNCTIONS
 from webhook_service.keys import PROCESS_DELIVERY, RUN_HANDLER
 from webhook_service.logs import redact
-
-from jobs.worker import context
-from jobs.delivery import fetching
-from webhook_service.telemetry import object_history
-from jobs.worker import recording
-from webhook_service.telemetry import backlog
+from webhook_service.telemetry import backlog, object_history, stats
 from webhook_service.telemetry.backlog import delivery_events
-from webhook_service.telemetry import stats
-from jobs.worker.allowlist import JOB_FUNCTIONS
 
 log = logging.getLogger("hubhook.worker")
 
@@ -75,7 +72,8 @@ class BookkeepingMixin:
 
     def handle_job_success(self, job: Job, *args: Any, **kwargs: Any) -> None:
         function = _function(job)
-        stats.count("jobs", function=function, outcome="ok")  # buffered first: webhook_service.private_apis.lean_worker writes it in RQ's MULTI
+        # buffered first: webhook_service.private_apis.lean_worker writes it in RQ's MULTI
+        stats.count("jobs", function=function, outcome="ok")
         try:
             super().handle_job_success(job, *args, **kwargs)  # type: ignore[misc]
         except BaseException:

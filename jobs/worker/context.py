@@ -13,15 +13,14 @@ from functools import cached_property
 from redis import Redis
 from rq import Queue
 
-from webhook_service.config import Config
-from webhook_service.loading import load_router
-from webhook_service.router import Router
-
-from jobs.hubspot.tokens import Auth, auth_for
-from webhook_service import keys
-from webhook_service.connection import queue, redis_client
 from jobs.hubspot.client import HubSpotClient
 from jobs.hubspot.rate_budget import Budget, RateGovernor
+from jobs.hubspot.tokens import Auth, auth_for
+from webhook_service import keys
+from webhook_service.config import Config
+from webhook_service.connection import queue, redis_client
+from webhook_service.loading import load_router
+from webhook_service.router import Router
 
 
 @dataclass

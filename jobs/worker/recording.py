@@ -2,8 +2,8 @@
 
 Job code calls these few functions and nothing else about observability, so ``process.py`` stays
 about dispatch. Everything Redis-bound is buffered and written after the job, in the MULTI that
-records the job's success (``write``, webhook_service.private_apis.lean_worker) or else by ``flush``, keeping handler latency free
-of bookkeeping round trips.
+records the job's success (``write``, webhook_service.private_apis.lean_worker) or else by
+``flush``, keeping handler latency free of bookkeeping round trips.
 """
 from __future__ import annotations
 
@@ -18,11 +18,9 @@ from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import get_current_job
 
-from webhook_service.logs import describe_events, fields, redact
-
-from webhook_service.telemetry import object_history
-from webhook_service.telemetry import stats
 from jobs.delivery.fetching import ObjectChanges
+from webhook_service.logs import describe_events, fields, redact
+from webhook_service.telemetry import object_history, stats
 
 log = logging.getLogger("hubhook.worker")
 
@@ -95,8 +93,9 @@ def job_done(events: list[dict], *, objects: int, calls: int, failures: int, sou
 
 
 def write(pipe: Pipeline, history_ttl: int) -> tuple[dict[str, float], set[str]] | None:
-    """Queue the buffered figures and histories on ``pipe`` (the worker's end-of-job MULTI, webhook_service.private_apis.lean_worker);
-    return what to ``put_back`` if it fails, or None when nothing was buffered."""
+    """Queue the buffered figures and histories on ``pipe`` (the worker's end-of-job MULTI,
+    webhook_service.private_apis.lean_worker); return what to ``put_back`` if it fails, or None when
+    nothing was buffered."""
     taken = stats.write(pipe)
     written = object_history.write(pipe, history_ttl)
     return taken if taken[0] or written else None

@@ -10,7 +10,8 @@ stalls when a worker dies at the wrong moment (its scheduler lock, its maintenan
 caught between dequeue and start, a re-run job's stale execution),
 ``webhook_service.private_apis.recovery`` retunes it. ``webhook_service.private_apis.lean_worker``
 cuts the Redis round trips RQ spends around each job (so a job costs under 5 ms).
-``jobs.worker.allowlist`` keeps Redis write access from being code execution: the worker runs only hubhook's own job functions.
+``jobs.worker.allowlist`` keeps Redis write access from being code execution: the worker runs
+only hubhook's own job functions.
 
 Those two override RQ's internals, so they run only on the RQ version they were written against
 (``webhook_service.private_apis``); on another, or with ``HUBHOOK_FAST_PATHS=0``, the worker is
@@ -28,18 +29,14 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import SimpleWorker
 
-from webhook_service import logs
-from webhook_service import private_apis
-from webhook_service.config import Config
-from webhook_service.router import Router
-
 from jobs.delivery import batching
-from jobs.worker import context
-from jobs.worker import recording
-from jobs.worker import allowlist
+from jobs.worker import allowlist, context, recording
 from jobs.worker.accounting import BookkeepingMixin
+from webhook_service import logs, private_apis
+from webhook_service.config import Config
 from webhook_service.private_apis.lean_worker import LeanMixin
 from webhook_service.private_apis.recovery import RecoveryMixin
+from webhook_service.router import Router
 
 WORKER_TTL = 30
 MAINTENANCE_INTERVAL = 15
@@ -104,7 +101,7 @@ def build_worker(config: Config, router: Router | None = None, *, name: str | No
     """
     logs.add_secrets([*config.client_secrets, config.access_token])
     ctx = context.configure(config, router)
-    ctx.router  # import the handlers before the first job: a bad module fails at start, not per job
+    _ = ctx.router  # import the handlers before the first job: a bad module fails at start, not per job
     worker_class = HubhookWorker if private_apis.configure(config) else StockHubhookWorker
     return worker_class([ctx.queue], connection=ctx.redis, name=name, serializer=JSONSerializer,
                         job_class=allowlist.job_class(also_run),

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webhook_service.receiver.app import create_app
 from webhook_service.config import Config
+from webhook_service.receiver.app import create_app
 from webhook_service.testing import make_event
 
 from .badinput import PUBLIC, v3

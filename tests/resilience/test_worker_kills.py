@@ -16,10 +16,10 @@ import pytest
 from rq.executions import Execution
 from rq.scheduler import RQScheduler
 
-from webhook_service.connection import queue as build_queue
-from webhook_service.private_apis.recovery import maintain, release_dead_scheduler_locks
 from jobs.worker.worker import build_worker
 from webhook_service import Router
+from webhook_service.connection import queue as build_queue
+from webhook_service.private_apis.recovery import maintain, release_dead_scheduler_locks
 from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.testing import make_event
 
@@ -60,7 +60,8 @@ def test_a_worker_killed_every_2_s_loses_nothing_and_recovers_within_60_s(stack,
         recovery = time.monotonic() - last_kill
         duplicates = ledger.duplicates()
         cut_short = ledger.last_runs(pool.killed)
-        print(f"\nR1: {len(pool.kills)} kills, {pool.restarts} restarts, {len(cut_short)} killed workers had run a job, "
+        print(f"\nworker kills: {len(pool.kills)} kills, {pool.restarts} restarts, "
+              f"{len(cut_short)} killed workers had run a job, "
               f"{sum(duplicates.values())} duplicate handler calls on {len(duplicates)} events, "
               f"recovery {recovery:.1f} s after the last kill, pending {pending_work(stack_client)}")
     assert set(ledger.calls()) == keys and not ledger.unenriched()

@@ -112,12 +112,15 @@ def send_test_event(subscription_type: str, object_id: int, prop: str | None, va
     except requests.RequestException as exc:
         raise HubhookError(f"--url {target[:80]!r} is not a URL requests can send ({type(exc).__name__}): "
                            f"give the full URL, e.g. http://localhost:8000/webhooks/hubspot") from None
-    body, headers = signed_delivery([event], config.client_secrets[0], request.url)
+    signed_url = request.url
+    if signed_url is None:  # prepare() always sets it (the stubs type it Optional for an unprepared request)
+        raise HubhookError(f"--url {target[:80]!r}: requests prepared no URL from it")
+    body, headers = signed_delivery([event], config.client_secrets[0], signed_url)
     request.prepare_body(body, None)
     request.headers.update(headers)
     try:
         with requests.Session() as session:
-            settings = session.merge_environment_settings(request.url, {}, None, None, None)
+            settings = session.merge_environment_settings(signed_url, {}, None, None, None)
             response = session.send(request, timeout=10.0, **settings)
     except requests.RequestException as exc:
         raise HubhookError(f"could not reach {target} ({type(exc).__name__}): is `hubhook web` running?") from None

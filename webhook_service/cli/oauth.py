@@ -26,10 +26,9 @@ def rekey() -> None:
     """Re-encrypt every portal's stored tokens under the first secret of HUBSPOT_CLIENT_SECRET."""
     from redis.exceptions import RedisError
 
-    from webhook_service.connection import redis_client
-
-    from webhook_service.oauth.token_store import TokenStore
     from webhook_service.cli.operator import safe_url
+    from webhook_service.connection import redis_client
+    from webhook_service.oauth.token_store import TokenStore
 
     config = Config.from_env()
     if not config.client_secrets:

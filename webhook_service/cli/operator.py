@@ -61,9 +61,9 @@ def _iso(epoch: float | None) -> str:
 
 def gather_status(config: Config) -> dict[str, Any]:
     """Everything ``hubhook status`` shows, as plain data (``--json`` prints it as is)."""
-    from webhook_service.operator import status_report
     from webhook_service.connection import queue as build_queue
     from webhook_service.connection import redis_client
+    from webhook_service.operator import status_report
 
     redis = redis_client(config)
     queue = build_queue(config, redis)
@@ -162,8 +162,8 @@ def status(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON lines.")
 def inspect(object_type: str, object_id: str, portal: int | None, as_json: bool) -> None:
     """What hubhook last saw and did for one object, e.g. `hubhook inspect deal 123`."""
-    from webhook_service.telemetry import object_history
     from webhook_service.connection import redis_client
+    from webhook_service.telemetry import object_history
 
     try:
         name = objects.lookup(object_type).name
@@ -198,9 +198,8 @@ def inspect(object_type: str, object_id: str, portal: int | None, as_json: bool)
 @click.option("--dry-run", is_flag=True, help="List what would be replayed.")
 def replay(handler_name: str | None, older_than: str | None, newer_than: str | None, dry_run: bool) -> None:
     """Re-run what is in the dead-letter registry (all, one handler's, by age)."""
-    from webhook_service.operator.dead_letters import replay as do_replay
-
     from webhook_service.logs import for_terminal
+    from webhook_service.operator.dead_letters import replay as do_replay
 
     ages = {"older_than": parse_duration(older_than, "--older-than"),
             "newer_than": parse_duration(newer_than, "--newer-than")}

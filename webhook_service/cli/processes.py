@@ -58,9 +58,9 @@ def worker(handlers: str | None, burst: bool, name: str | None) -> None:
 @click.option("--since", metavar="DATE", help="With --backfill: start here (YYYY-MM-DD or ISO-8601).")
 def poll(handlers: str | None, once: bool, backfill: bool, since: str | None) -> None:
     """Feed handlers of types HubSpot sends no webhooks for, from the CRM search API."""
-    from webhook_service.telemetry import stats
-    from webhook_service.connection import redis_client
     from webhook_service import keys
+    from webhook_service.connection import redis_client
+    from webhook_service.telemetry import stats
 
     config = _config(handlers)
     _logging(config)

@@ -71,7 +71,7 @@ class TokenSet:
         return json.dumps({**asdict(self), "scopes": list(self.scopes)})
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "TokenSet":
+    def from_json(cls, text: str | bytes) -> TokenSet:
         data = json.loads(text)
         return cls(int(data["portal_id"]), data["access_token"], data["refresh_token"], float(data["expires_at"]),
                    tuple(data.get("scopes") or ()), float(data.get("issued_at") or 0.0))

@@ -14,8 +14,8 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
-from webhook_service.oauth import flow as oauth
 from webhook_service.errors import HubSpotAPIError, TransientAPIError
+from webhook_service.oauth import flow as oauth
 from webhook_service.oauth.token_store import TokenStore
 from webhook_service.receiver.routes import error
 

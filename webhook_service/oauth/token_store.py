@@ -33,11 +33,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis import Redis
 from redis.exceptions import LockError, WatchError
 
-from webhook_service import logs
-from webhook_service.oauth import flow as oauth
+from webhook_service import keys, logs
 from webhook_service.config import Config
 from webhook_service.errors import NoToken, TransientAPIError
-from webhook_service import keys
+from webhook_service.oauth import flow as oauth
 from webhook_service.oauth.flow import TokenSet
 
 log = logging.getLogger("hubhook.oauth")
@@ -83,7 +82,7 @@ class TokenStore:
             return None
         return self._open(portal_id, blob)
 
-    def _open(self, portal_id: int, blob: bytes) -> TokenSet:
+    def _open(self, portal_id: int, blob: bytes | str) -> TokenSet:
         """Decrypt ``blob`` stored under ``portal_id``'s key; NoToken when no secret opens it or it belongs
         to another portal (its payload names the portal and Fernet authenticates the payload)."""
         try:

@@ -12,18 +12,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from webhook_service.config import Config
-
 from webhook_service import keys
+from webhook_service.config import Config
+from webhook_service.connection import queue as build_queue
 from webhook_service.telemetry import backlog
 from webhook_service.telemetry.backlog import delivery_events
-from webhook_service.connection import queue as build_queue
 
 DELIVERY = "delivery"
 REFUSED = "refused"
@@ -44,8 +43,8 @@ class DeadLetter:
         """Seconds since it failed, or None when RQ did not record when."""
         if self.failed_at is None:
             return None
-        failed = self.failed_at if self.failed_at.tzinfo else self.failed_at.replace(tzinfo=timezone.utc)
-        return ((now or datetime.now(timezone.utc)) - failed).total_seconds()
+        failed = self.failed_at if self.failed_at.tzinfo else self.failed_at.replace(tzinfo=UTC)
+        return ((now or datetime.now(UTC)) - failed).total_seconds()
 
 
 def dead_letters(config: Config) -> list[DeadLetter]:
@@ -65,7 +64,7 @@ def dead_letters(config: Config) -> list[DeadLetter]:
         handler = REFUSED if refused else str(job.meta.get("handler", DELIVERY))
         letters.append(DeadLetter(job_id, handler, "" if refused else job.description or "", job.ended_at,
                                   error[-1][:200] if error else "", 0 if refused else delivery_events(job)))
-    return sorted(letters, key=lambda d: d.failed_at or datetime.min.replace(tzinfo=timezone.utc))
+    return sorted(letters, key=lambda d: d.failed_at or datetime.min.replace(tzinfo=UTC))
 
 
 def counts_by_handler(config: Config) -> Counter:

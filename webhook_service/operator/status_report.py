@@ -15,10 +15,9 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.utils import str_to_date
 
-from webhook_service.config import Config
-
-from webhook_service.telemetry import backlog
 from webhook_service import keys
+from webhook_service.config import Config
+from webhook_service.telemetry import backlog
 
 #: Dead letters are attributed to handlers from their job's meta, one pipeline for up to this many.
 DEAD_LETTER_SAMPLE = 1000

@@ -124,18 +124,20 @@ class LeanMixin:
             return
         self._delete_finished(job, execution, [as_text(i) for i in execution_ids])
         job._status = JobStatus.FINISHED
+        # RQ types started_at/ended_at Optional; both are set before a job's success is handled
         if self.log_job_description:
             self.log.info('Successfully completed %s job in %ss on worker %s', job.description,
-                          job.ended_at - job.started_at, self.name)
+                          job.ended_at - job.started_at, self.name)  # type: ignore[operator]
         else:
             self.log.info('Successfully completed job %s in %ss on worker %s', job.id,
-                          job.ended_at - job.started_at, self.name)
+                          job.ended_at - job.started_at, self.name)  # type: ignore[operator]
 
     def _delete_finished(self, job: Job, execution: Execution, execution_ids: list[str]) -> None:
         """What RQ's success path writes for a job whose result is not kept, in one MULTI."""
         with self.connection.pipeline() as pipe:
             self.increment_successful_job_count(pipeline=pipe)  # type: ignore[attr-defined]
-            self.increment_total_working_time(job.ended_at - job.started_at, pipe)  # type: ignore[attr-defined]
+            self.increment_total_working_time(  # type: ignore[attr-defined]
+                job.ended_at - job.started_at, pipe)  # type: ignore[operator]  # both set before success handling
             others = [i for i in execution_ids if i != execution.id]
             if others:  # executions of earlier runs (a killed worker's), alive or not: RQ's delete drops all
                 pipe.zrem(job.started_job_registry.key, *(f"{job.id}:{i}" for i in others))

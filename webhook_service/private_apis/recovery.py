@@ -18,14 +18,14 @@ that promise; each was found by ``tests/resilience/test_worker_kills.py`` killin
 4. RQ lists an execution 60 s longer than the execution exists; a job re-run inside those 60 s (the
    normal case with short heartbeats) fails in RQ's cleanup *after* succeeding ("Execution ... not
    found in Redis"), so its handlers ran again at every retry and it ended a dead letter.
-   ``webhook_service.private_apis.lean_worker``'s success path deletes such ids with the rest; before RQ's own success path
-   ``forget_lost_executions`` drops them.
+   ``webhook_service.private_apis.lean_worker``'s success path deletes such ids with the rest;
+   before RQ's own success path ``forget_lost_executions`` drops them.
 """
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 from rq import worker_registration
@@ -128,7 +128,9 @@ def release_dead_scheduler_locks(connection: Redis, queue_names: list[str]) -> i
 def forget_lost_executions(job: Job) -> int:
     """Drop the job's records of executions whose worker died (their hash expired); return how many."""
     registry_key = job.execution_registry.key
-    ids = [i.decode() for i in job.connection.zrange(registry_key, 0, -1)]
+    # redis-py types ZRANGE for every mode; without WITHSCORES, on RQ's connection (responses never
+    # decoded), it returns a list of bytes members
+    ids = [i.decode() for i in cast("list[bytes]", job.connection.zrange(registry_key, 0, -1))]
     with job.connection.pipeline(transaction=False) as pipe:
         for execution_id in ids:
             pipe.exists(Execution(execution_id, job.id, job.connection).key)

@@ -20,8 +20,8 @@ import shutil
 from typing import Any
 
 from webhook_service.config import Config
-from webhook_service.receiver import metrics_dir
 from webhook_service.logs import gunicorn_logconfig
+from webhook_service.receiver import metrics_dir
 
 _config = Config.from_env()
 _metrics_dir = metrics_dir.ensure(_config.metrics_dir)

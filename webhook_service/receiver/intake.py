@@ -124,7 +124,7 @@ return {2, pending}
 """
 _SOME_SEEN, _THROTTLED, _WRITTEN, _CHECKED = 0, 1, 2, 3
 #: EVALSHA, loading the script again when Redis lost it (a restart); bytes, so no client is needed here.
-_SCRIPT = Script(None, _INTAKE.encode())
+_SCRIPT = Script(None, _INTAKE.encode())  # type: ignore[arg-type]  # stub requires a client; calls pass client=
 
 
 #: Per key order an event arrived with (events of one delivery share one): its identity fields, sorted,
@@ -182,7 +182,9 @@ def was_seen(connection: Redis, event: dict, *, key_prefix: str = keys.PREFIX,
     width = -(-dedupe_ttl // 2)
     bucket = int(connection.time()[0]) // width
     prefix, digest = _seen_prefix(key_prefix, dedupe_ttl), _digest(event)
-    return any(connection.sismember(f"{prefix}{b}", digest) for b in range(bucket - _BUCKETS + 1, bucket + 1))
+    # redis-py types the member as str; like every value, bytes (the digest) is sent as is
+    return any(connection.sismember(f"{prefix}{b}", digest)  # type: ignore[arg-type]
+               for b in range(bucket - _BUCKETS + 1, bucket + 1))
 
 
 def describe(events: list[dict]) -> str:

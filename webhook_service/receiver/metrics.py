@@ -3,8 +3,9 @@
 The receiver's counters live in prometheus_client's multiprocess mode under gunicorn (``hubhook web``
 sets ``PROMETHEUS_MULTIPROC_DIR`` and ``webhook_service.receiver.gunicorn_conf`` marks dead workers), so a
 scrape answered by any gunicorn worker shows all of them. Queue depth, dead letters, worker-side
-handler and API figures and poll lag are read from Redis at scrape time by ``webhook_service.telemetry.prometheus``; they
-are cluster-wide, so with several web hosts take their ``max``, not their ``sum``.
+handler and API figures and poll lag are read from Redis at scrape time by
+``webhook_service.telemetry.prometheus``; they are cluster-wide, so with several web hosts take
+their ``max``, not their ``sum``.
 
 Without ``PROMETHEUS_MULTIPROC_DIR`` (tests, ``flask run``) the counters are this process's own.
 

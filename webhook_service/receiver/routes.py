@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
+from typing import cast
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 
-from webhook_service.receiver import metrics
-from webhook_service.receiver import signature
 from webhook_service.errors import PayloadError, SignatureError
-from webhook_service.receiver.intake import drop_stale, enqueue_delivery
 from webhook_service.logs import describe_events, fields
 from webhook_service.objects import split_routable
+from webhook_service.receiver import metrics, signature
+from webhook_service.receiver.intake import drop_stale, enqueue_delivery
 from webhook_service.receiver.schemas import TooManyEvents, parse_events
 
 log = logging.getLogger("hubhook.receiver")
@@ -90,7 +91,9 @@ def receive() -> tuple[Response, int]:
         # an error, so a longer body would arrive cut short and fail as a 401.
         return refuse(413, "too_large", f"body is larger than {config.max_body_bytes} bytes", started)
     try:
-        version = signature.verify(request.headers, body, secrets=config.client_secrets,
+        # verify only calls .get(name), which Werkzeug's Headers answers case-insensitively; Headers is no
+        # Mapping subclass (iterating it yields pairs)
+        version = signature.verify(cast("Mapping[str, str]", request.headers), body, secrets=config.client_secrets,
                                    method=request.method, uri=_signed_uri(),
                                    versions=config.signature_versions)
         events = parse_events(body, max_events=config.max_events_per_delivery)
@@ -137,12 +140,13 @@ def drop_unroutable(events: list[dict]) -> None:
         reason="object_type", dropped=len(events), object_type_ids=type_ids, **describe_events(events)))
 
 
-def refuse(status: int, reason: str, message: str, started: float | None = None, events: list[dict] = (),
+def refuse(status: int, reason: str, message: str, started: float | None = None, events: Sequence[dict] = (),
            **extra: str) -> tuple[Response, int]:
     """Answer a delivery with an error: counted by reason, one log line, one JSON sentence."""
     metrics.rejected(reason)
-    ms = round((time.perf_counter() - started) * 1000, 2) if started is not None else None
+    ms: float | None = None
     if started is not None:
+        ms = round((time.perf_counter() - started) * 1000, 2)
         metrics.LATENCY.observe(ms / 1000)
     level = logging.ERROR if status == 503 else logging.WARNING
     log.log(level, "delivery rejected", extra=fields(status=status, reason=reason, error=message, ms=ms, **extra,

@@ -19,8 +19,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from marshmallow import (INCLUDE, Schema, ValidationError, fields, missing, pre_load, validate,
-                         validates_schema)
+from marshmallow import INCLUDE, Schema, ValidationError, fields, missing, pre_load, validate, validates_schema
 
 from webhook_service import objects
 from webhook_service.errors import PayloadError
@@ -119,7 +118,7 @@ def _column_check(field: fields.Field) -> Column | None:
     marshmallow). A column holds the values of the events that carry the field."""
     kind = {fields.Integer: int, fields.String: str, fields.Boolean: bool, fields.List: list}.get(type(field))
     if (kind is None or field.pre_load or field.post_load or len(field.validators) > 1
-            or (kind is int and not field.strict)):
+            or (isinstance(field, fields.Integer) and not field.strict)):  # = kind is int (exact types)
         return None
     v = field.validators[0] if field.validators else None
     bound: Column | None = None
@@ -129,13 +128,13 @@ def _column_check(field: fields.Field) -> Column | None:
             and None not in (v.min, v.max):
         bound = lambda col, lo=v.min, hi=v.max: lo <= min(col) and max(col) <= hi  # noqa: E731
     elif isinstance(v, validate.Length) and v.equal is None and kind in (str, list):
-        bound = lambda col, lo=v.min or 0, hi=math.inf if v.max is None else v.max: (  # noqa: E731
+        bound = lambda col, lo=v.min or 0, hi=math.inf if v.max is None else v.max: (  # noqa: E731, E701
             lo <= min(map(len, col)) and max(map(len, col)) <= hi)
     elif isinstance(v, validate.Regexp) and kind is str:
         bound = lambda col, match=v.regex.match: all(map(match, col))  # noqa: E731
     else:
         return None
-    inner = _column_check(field.inner) if kind is list else None
+    inner = _column_check(field.inner) if isinstance(field, fields.List) else None  # = kind is list
     if kind is list and inner is None:
         return None
     allow_none = field.allow_none
@@ -181,7 +180,7 @@ def _fast_load(data: list) -> list[dict] | None:
         return None
     present = set().union(*data)
     uniform = len(set(map(len, data))) == 1 and len(data[0]) == len(present)  # same size, same keys
-    if not (_REQUIRED <= present if uniform else all(_REQUIRED <= event.keys() for event in data)):
+    if not (present >= _REQUIRED if uniform else all(event.keys() >= _REQUIRED for event in data)):
         return None
     if not all(check(column) for check, column in _columns(data, present, uniform)):
         return None

@@ -20,9 +20,8 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 
-from webhook_service.logs import redact
-
 from webhook_service import keys
+from webhook_service.logs import redact
 
 HISTORY_LENGTH = 30
 _CHANGE_FIELDS = ("subscriptionType", "eventId", "occurredAt", "propertyName", "propertyValue", "changeSource",

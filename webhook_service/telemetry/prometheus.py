@@ -24,10 +24,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from webhook_service.config import Config
-
+from webhook_service.connection import queue as build_queue
 from webhook_service.operator import status_report
 from webhook_service.telemetry import stats
-from webhook_service.connection import queue as build_queue
 
 log = logging.getLogger("hubhook.metrics")
 #: The poller's cursors are found with SCAN, which walks the whole keyspace: at most once a minute.

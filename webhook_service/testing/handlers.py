@@ -22,8 +22,8 @@ from typing import Any, ClassVar, Self
 
 from webhook_service.config import Config
 from webhook_service.events import Event
-from webhook_service.router import Router
 from webhook_service.receiver.schemas import parse_events
+from webhook_service.router import Router
 from webhook_service.testing.fake_hubspot.server import FakeHubSpot
 
 TEST_TOKEN = "hubhook-testing-token"
@@ -117,8 +117,7 @@ def run_handlers(router: Router, changes: dict | Iterable[dict], *, hubspot: Fak
                  source: str = "webhook", raise_errors: bool = True) -> HandlerRun:
     """Validate ``changes`` (one event or several), seed the fake, enrich and call the matching handlers."""
     # webhook_service never imports jobs at module level
-    from jobs.delivery import dispatch
-    from jobs.delivery import fetching
+    from jobs.delivery import dispatch, fetching
     from jobs.hubspot.client import HubSpotClient
 
     raw = [changes] if isinstance(changes, Mapping) else list(changes)

@@ -11,8 +11,14 @@ from typing import Any
 from flask import Response, g
 
 from webhook_service.objects import ObjectType, lookup
-from webhook_service.testing.fake_hubspot.http import (batch_inputs, batch_response, json_body, not_found,
-                                               object_type, whole_number)
+from webhook_service.testing.fake_hubspot.http import (
+    batch_inputs,
+    batch_response,
+    json_body,
+    not_found,
+    object_type,
+    whole_number,
+)
 from webhook_service.testing.fake_hubspot.shapes import ValidationFailed, iso, now_ms
 from webhook_service.testing.fake_hubspot.store import DEFAULT_ASSOCIATION, default_association
 

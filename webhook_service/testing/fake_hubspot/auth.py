@@ -16,8 +16,9 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from webhook_service.testing.fake_hubspot.shapes import error_body
 
@@ -132,10 +133,9 @@ class TokenBook:
         if not secret or (self.app is not None and not secrets.compare_digest(
                 secret.encode(), self.app.client_secret.encode())):
             return _oauth_error("invalid_client", "BAD_CLIENT_SECRET", "missing or invalid client secret")
-        if kind == "authorization_code":
-            if not redirect or (self.app is not None and self.app.redirect_uris
-                                and redirect not in self.app.redirect_uris):
-                return _bad_redirect()
+        registered = self.app.redirect_uris if self.app is not None else ()
+        if kind == "authorization_code" and (not redirect or (registered and redirect not in registered)):
+            return _bad_redirect()
         return None
 
 

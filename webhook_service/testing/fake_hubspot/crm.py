@@ -8,7 +8,8 @@ from ``flask.g.store`` (set by FakeHubSpot's request gate) and answer in HubSpot
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.routing import BaseConverter
@@ -16,9 +17,19 @@ from werkzeug.routing import BaseConverter
 from webhook_service.objects import ObjectType, lookup
 from webhook_service.testing.fake_hubspot import associations
 from webhook_service.testing.fake_hubspot.auth import TokenBook
-from webhook_service.testing.fake_hubspot.http import (batch_inputs, batch_response, csv_arg, flag_arg, json_body,
-                                               json_response, missing_error, not_found, object_type,
-                                               properties_of, whole_number)
+from webhook_service.testing.fake_hubspot.http import (
+    batch_inputs,
+    batch_response,
+    csv_arg,
+    flag_arg,
+    json_body,
+    json_response,
+    missing_error,
+    not_found,
+    object_type,
+    properties_of,
+    whole_number,
+)
 from webhook_service.testing.fake_hubspot.properties import Problem, invalid_values_body
 from webhook_service.testing.fake_hubspot.search import search
 from webhook_service.testing.fake_hubspot.shapes import Record, error_body, iso, names_of, now_ms, render

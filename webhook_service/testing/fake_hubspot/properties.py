@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from webhook_service.objects import ObjectType
 from webhook_service.testing.fake_hubspot.shapes import created_property, error_body

@@ -13,12 +13,12 @@ import fnmatch
 import math
 import operator
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from webhook_service.objects import ObjectType
 from webhook_service.testing.fake_hubspot.index import SearchIndex
-from webhook_service.testing.fake_hubspot.shapes import (Record, ValidationFailed, created_property, names_of,
-                                                 render)
+from webhook_service.testing.fake_hubspot.shapes import Record, ValidationFailed, created_property, names_of, render
 from webhook_service.timestamps import parse_ms_or_none
 
 MAX_RESULTS = 10_000

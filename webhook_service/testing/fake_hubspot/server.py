@@ -35,8 +35,14 @@ from webhook_service.objects import lookup
 from webhook_service.testing.fake_hubspot import crm
 from webhook_service.testing.fake_hubspot.auth import OAuthApp, TokenBook, auth_error
 from webhook_service.testing.fake_hubspot.policy import Call, Faults, RateLimits, fault_body
-from webhook_service.testing.fake_hubspot.shapes import (ValidationFailed, error_body, iso, now_ms, rate_limit_body,
-                                                 render)
+from webhook_service.testing.fake_hubspot.shapes import (
+    ValidationFailed,
+    error_body,
+    iso,
+    now_ms,
+    rate_limit_body,
+    render,
+)
 from webhook_service.testing.fake_hubspot.store import Portals
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import functools
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from webhook_service.objects import ObjectType
 

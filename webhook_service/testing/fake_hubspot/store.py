@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import Any
 
 from webhook_service.objects import ObjectType, lookup
 from webhook_service.testing.fake_hubspot.index import SearchIndex
