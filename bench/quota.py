@@ -135,7 +135,7 @@ def phase_one(redis: Redis, fake: FakeHubSpot, config: Config, objects: int, wor
           f"events/s for {len(calls)} calls; this run reached {allowed / elapsed:.1%} of that)")
     print(f"  429 share of calls: {refused / len(calls):.3%}")
     emit(f"Enrichment events/s vs the 367 that 110 req/10 s allow ({objects} objects, K=2, 120 ms latency)",
-         f"{rate:.0f} ev/s = {rate / ceiling:.1%}; steady {steady:.0f} = {steady / ceiling:.1%}",
+         f"{rate:.0f} ev/s = {rate / ceiling:.1%}; steady {steady:.0f} = {steady / ceiling:.1%}"
          + ("" if done == complete == objects else f"; {objects - complete} of {objects} not fully enriched"),
          baseline=f"naive per-event fetching: {LIMIT / WINDOW / 3:.2f} ev/s")
     emit("429 share of API calls under an enforced 110/10 s window", f"{refused / len(calls):.3%} ({refused} of "
