@@ -9,4 +9,6 @@
 - ``accounting``: the bookkeeping around each job: figures, object histories, the pending-events
   counter, the events of a failed delivery.
 - ``recording``: each job and handler run recorded three ways: a log line, figures, history.
+- ``allowlist``: the only job functions a worker runs (Redis write access must not be code
+  execution); anything else is refused into the failed registry with one log line.
 """

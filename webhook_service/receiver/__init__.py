@@ -6,5 +6,6 @@
 - ``schemas``: the guarded JSON parse and the marshmallow schema of HubSpot's events.
 - ``intake``: one delivery becomes at most one durable RQ job; where a redelivery is dropped.
 - ``metrics``: ``GET /metrics``.
+- ``metrics_dir``: the Prometheus multiprocess folder, created before prometheus_client opens it.
 - ``gunicorn_conf``: gunicorn settings (log format, Prometheus multiprocess directory).
 """

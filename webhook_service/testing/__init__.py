@@ -4,6 +4,8 @@
   refusals (unknown properties, bad numbers, duplicate contact emails, spent daily limits...).
 - ``make_event`` / ``signed_delivery`` / ``post_delivery``: deliveries signed exactly as HubSpot signs.
 - ``run_handlers``: a Router's handlers run synchronously on a change, enriched from a FakeHubSpot.
+- ``handlers``: ``run_handlers``, which calls the worker's own grouping, matching and Event building.
+- ``fake_hubspot/``: the fake API (its package docstring maps it).
 - The pytest plugin (``webhook_service.testing.pytest_plugin``, loaded automatically) wraps them in
   fixtures: ``hubspot_fake``, ``signed_delivery``, ``run_handlers``.
 """

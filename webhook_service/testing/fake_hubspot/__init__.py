@@ -5,6 +5,8 @@
 - ``associations``: associations v4 batch read and default-association create.
 - ``auth``: bearer tokens and the OAuth token endpoint.
 - ``policy``: what happens before the CRM sees a request: rate limits, injected faults, the call log.
+- ``properties``: each type's property catalogue, so writes of unknown properties or bad numbers
+  are refused as HubSpot refuses them.
 - ``store``: one portal's records, archive, merges, associations and threads.
 - ``index`` / ``search``: what CRM search can see of a type, and how a search request runs on it.
 - ``shapes`` / ``http``: HubSpot's JSON shapes and error bodies; request parsing.
