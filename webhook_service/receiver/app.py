@@ -20,7 +20,7 @@ log = logging.getLogger("hubhook.receiver")
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the receiver for ``config`` (default: the environment) and connect it to Redis."""
-    from webhook_service.connection import queue, redis_client  # webhook_service never imports jobs at module level
+    from webhook_service.connection import queue, redis_client
 
     config = (config or Config.from_env()).require_secret()
     if config.client_id:

@@ -80,8 +80,7 @@ def registry_for_scrape() -> CollectorRegistry:
     else:
         for metric in LOCAL:
             registry.register(metric)
-    # webhook_service never imports jobs at module level
-    from webhook_service.telemetry.prometheus import RedisCollector
+    from webhook_service.telemetry.prometheus import RedisCollector  # read at scrape time only
     registry.register(RedisCollector(current_app.config["HUBHOOK"], current_app.extensions["hubhook.redis"]))
     return registry
 

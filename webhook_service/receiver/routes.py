@@ -159,7 +159,6 @@ def healthz() -> tuple[Response, int]:
     """What a load balancer needs: 200 when Redis answers, 503 when it does not. How much work waits
     (queued jobs, pending events, the oldest job's age) is shown only to the bearer of the metrics token,
     like ``/metrics``, where the same figures are."""
-    # webhook_service never imports jobs at module level
     from webhook_service.operator.status_report import queue_head
 
     redis = current_app.extensions["hubhook.redis"]

@@ -116,7 +116,7 @@ def run_handlers(router: Router, changes: dict | Iterable[dict], *, hubspot: Fak
                  associations: Iterable[tuple[str, Any, str, Any]] = (), ignore_sources: Iterable[str] = (),
                  source: str = "webhook", raise_errors: bool = True) -> HandlerRun:
     """Validate ``changes`` (one event or several), seed the fake, enrich and call the matching handlers."""
-    # webhook_service never imports jobs at module level
+    # the test kit is one of the two entry points that reach jobs, and only when it runs handlers
     from jobs.delivery import dispatch, fetching
     from jobs.hubspot.client import HubSpotClient
 
