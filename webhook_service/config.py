@@ -54,6 +54,7 @@ class Config:
     burst_limit: int = 100
     search_limit: int = 5
     port: int = 8000
+    bind_host: str = "0.0.0.0"          # address ``hubhook web`` listens on (127.0.0.1: this machine only)
     web_concurrency: int = 2            # gunicorn worker processes of ``hubhook web``
     log_level: str = "INFO"
     log_format: str = "json"            # or "text"
@@ -273,6 +274,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("HUBHOOK_POLL_SHARE", "poll_share", _seconds),
     Variable("HUBHOOK_COALESCE_MAX_EVENTS", "coalesce_max_events", _whole),
     Variable("PORT", "port", _whole),
+    Variable("HUBHOOK_BIND_HOST", "bind_host", _text),
     Variable("WEB_CONCURRENCY", "web_concurrency", _whole),
     Variable("HUBHOOK_LOG_LEVEL", "log_level", _text),
     Variable("HUBHOOK_LOG_FORMAT", "log_format", _text),

@@ -43,7 +43,8 @@ def _function(job: Job) -> str:
 
 
 def _note_parked(job: Job) -> None:
-    """Tell each object's history (``hubhook inspect``) that its work went to the dead-letter registry."""
+    """Say in one log line which handler was parked and how to run it again, and tell each object's
+    history (``hubhook inspect``) that its work went to the dead-letter registry."""
     try:
         if job.func_name == RUN_HANDLER:
             name, changes = job.args[0], job.args[1]
@@ -51,6 +52,13 @@ def _note_parked(job: Job) -> None:
             name, changes = "delivery", job.args[0]
         else:
             return
+        if "refused" not in job.meta:  # a refused job has its own line (jobs.worker.worker)
+            handler = job.func_name == RUN_HANDLER
+            what = f"handler {name}" if handler else "delivery"
+            replay = f"hubhook replay --handler {name}" if handler else "hubhook replay"
+            log.warning("%s for %s parked in the dead-letter registry, its retries spent (job %s); fix the "
+                        "cause, then `%s`", what, job.meta.get("object") or f"{len(changes)} events",
+                        job.id, replay)
         for item in fetching.group_changes(changes):
             object_history.add(item.object_type, item.object_id, {"kind": "parked", "handler": name,
                                                            "portal": item.portal_id, "job": job.id})

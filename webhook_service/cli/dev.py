@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from webhook_service.cli.shared import _config, handlers_option
+from webhook_service.cli.shared import _config, handlers_option, require_redis
 from webhook_service.config import Config
 from webhook_service.errors import HubhookError
 
@@ -56,7 +56,9 @@ def run_all(*, handlers: str | None = None, workers: int = 1, poller: bool = Tru
     config = Config.from_env(env).require_secret()
     load_router(config.handlers)  # a bad HUBHOOK_HANDLERS fails here, once
     redis = None
-    if "REDIS_URL" not in config.variables_set:
+    if "REDIS_URL" in config.variables_set:
+        require_redis(config)  # one line now, not a traceback from each process in turn
+    else:
         redis = RedisProcess().start()
         env["REDIS_URL"] = redis.url
     print(f"hubhook run: redis {'started at ' + redis.url if redis else 'at ' + env['REDIS_URL']}; receiver on "

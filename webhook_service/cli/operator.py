@@ -16,6 +16,7 @@ import click
 from redis.exceptions import RedisError
 
 from webhook_service import logs, objects
+from webhook_service.cli.shared import require_redis
 from webhook_service.config import Config
 from webhook_service.errors import ConfigError, HubhookError
 from webhook_service.timestamps import iso_utc
@@ -203,5 +204,7 @@ def replay(handler_name: str | None, older_than: str | None, newer_than: str | N
 
     ages = {"older_than": parse_duration(older_than, "--older-than"),
             "newer_than": parse_duration(newer_than, "--newer-than")}
-    for line in do_replay(operator_config(), handler=handler_name, dry_run=dry_run, **ages):
+    config = operator_config()
+    require_redis(config)
+    for line in do_replay(config, handler=handler_name, dry_run=dry_run, **ages):
         click.echo(for_terminal(line))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from webhook_service.config import Config
+from webhook_service.errors import HubhookError
 
 
 def _config(handlers: str | None = None, **overrides) -> Config:
@@ -18,6 +19,24 @@ def _logging(config: Config) -> None:
 
     logs.configure(config.log_level, config.log_format)
     logs.add_secrets([*config.client_secrets, config.access_token])
+
+
+def require_redis(config: Config) -> None:
+    """One PING with a short timeout before a process starts, so an unreachable Redis is one line saying
+    what to do (URL without its password), not a traceback from deep in RQ or a poller retrying forever."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    from webhook_service.cli.operator import safe_url
+
+    client = Redis.from_url(config.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    try:
+        client.ping()
+    except RedisError as exc:
+        raise HubhookError(f"Redis at {safe_url(config.redis_url)} did not answer ({type(exc).__name__}): "
+                           f"start redis-server there, or set REDIS_URL to a Redis that is running") from None
+    finally:
+        client.close()
 
 
 handlers_option = click.option("--handlers", metavar="MODULE:ATTR", help="Your Router (default: $HUBHOOK_HANDLERS).")
