@@ -107,6 +107,22 @@ def test_replay_of_an_unknown_handler_names_what_exists(config, redis, hubspot):
     assert "there are dead letters for: divider" in list(dead_letters.replay(config, handler="nope"))[0]
 
 
+def test_a_handler_parked_after_its_retries_logs_one_line_saying_how_to_replay_it(config, redis, hubspot, caplog):
+    # Given a handler that always fails
+    router = Router()
+    router.add(lambda e: 1 / 0, "contact.creation", name="divider")
+    hubspot.add("contacts", 1)
+    # When its retries are spent and the worker parks it
+    deliver(config, redis, [make_event("contact.creation", 1)])
+    with caplog.at_level("WARNING", logger="hubhook.worker"):
+        drain(config, router)
+    # Then one warning names the handler and the command that runs it again
+    parked = [r.getMessage() for r in caplog.records if "parked in the dead-letter registry" in r.getMessage()]
+    assert len(parked) == 1, parked
+    assert parked[0].startswith("handler divider for contact")
+    assert parked[0].endswith("then `hubhook replay --handler divider`")
+
+
 def test_deleted_objects_get_no_record_and_cost_no_call(config, redis, hubspot, seen):
     router = Router()
     router.add(seen.append, "deal.*", associations=["contacts"])

@@ -1,6 +1,7 @@
 """The Procfile's processes, as a user runs them: `hubhook web` and `hubhook worker` over real HTTP."""
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -131,3 +132,80 @@ def test_send_test_event_without_a_receiver_says_what_to_do(env):
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "is `hubhook web` running?" in result.stderr
+
+
+def one_line_error(result) -> str:
+    """The stderr of a command that stopped on an error the user can fix: exit 2, one line, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("args", [["worker"], ["poll", "--once"], ["replay"], ["web"], ["run"]])
+def test_an_unreachable_redis_is_one_line_naming_the_url_without_its_password(env, args):
+    # Given REDIS_URL pointing at a port nobody listens on, with a password in it
+    url = f"redis://:hunter2secret@127.0.0.1:{free_port()}/0"
+    run_env = {**env, "REDIS_URL": url, "HUBHOOK_HANDLERS": "tests.ledger_handlers:router", "PORT": str(free_port())}
+    # When a process starts
+    result = subprocess.run([sys.executable, "-m", "webhook_service.cli", *args], env=run_env,
+                            capture_output=True, text=True, timeout=60)
+    # Then it stops at once with one line: where it looked (password hidden) and what to do
+    line = one_line_error(result)
+    assert url.replace("hunter2secret", "***") in line and "hunter2secret" not in line
+    assert "start redis-server" in line and "REDIS_URL" in line
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from webhook_service import Router\n\nrouter = Router(\n", "SyntaxError: "),
+    ("from webhook_service import Router\nimport json\nrouter = Router()\nSETTINGS = json.loads('{')\n",
+     "JSONDecodeError: Expecting property name"),
+    ("from webhook_service import Router\n\nimport not_installed_anywhere_xyz\n",
+     "ModuleNotFoundError: No module named 'not_installed_anywhere_xyz'"),
+])
+def test_a_handlers_module_that_fails_to_import_is_one_line_naming_the_setting_and_the_line(env, tmp_path,
+                                                                                             source, expected):
+    # Given a handlers module with a syntax error, an error at import or a missing dependency
+    (tmp_path / "broken_hooks.py").write_text(source)
+    # When a worker starts with it
+    result = subprocess.run([sys.executable, "-m", "webhook_service.cli", "worker", "--burst"],
+                            env={**env, "HUBHOOK_HANDLERS": "broken_hooks:router"}, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    # Then one line ties it to HUBHOOK_HANDLERS and says what failed where
+    line = one_line_error(result)
+    assert "HUBHOOK_HANDLERS" in line and "'broken_hooks'" in line and expected in line
+    assert f"broken_hooks.py:{source.count(chr(10))}" in line
+
+
+def test_web_on_a_port_in_use_is_one_line_suggesting_another_port(env):
+    # Given something already listening on the port
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # When `hubhook web` starts there
+        result = subprocess.run([sys.executable, "-m", "webhook_service.cli", "web"], env={**env, "PORT": str(port)},
+                                capture_output=True, text=True, timeout=60)
+    # Then one line says so and how to choose another
+    line = one_line_error(result)
+    assert f"port {port} is already in use" in line and f"PORT={port + 1} hubhook web" in line
+
+
+@pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
+def test_web_listens_only_on_the_address_it_is_given(stack_env):
+    # Given `hubhook web --host 127.0.0.2` (HUBHOOK_BIND_HOST says 127.0.0.3, the option wins)
+    port = int(stack_env["PORT"])
+    process = spawn("web", "--host", "127.0.0.2", env={**stack_env, "HUBHOOK_BIND_HOST": "127.0.0.3"})
+
+    def answers(host):
+        try:
+            return requests.get(f"http://{host}:{port}/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        # Then it answers there and not on another loopback address
+        wait_until(lambda: answers("127.0.0.2"), 20, "hubhook web to answer on 127.0.0.2")
+        assert not answers("127.0.0.1") and not answers("127.0.0.3")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
