@@ -156,11 +156,11 @@ def test_an_unreachable_redis_is_one_line_naming_the_url_without_its_password(en
 
 
 @pytest.mark.parametrize("source, expected", [
-    ("from webhook_service import Router\n\nrouter = Router(\n", "SyntaxError: "),
-    ("from webhook_service import Router\nimport json\nrouter = Router()\nSETTINGS = json.loads('{')\n",
-     "JSONDecodeError: Expecting property name"),
-    ("from webhook_service import Router\n\nimport not_installed_anywhere_xyz\n",
-     "ModuleNotFoundError: No module named 'not_installed_anywhere_xyz'"),
+    pytest.param("from webhook_service import Router\n\nrouter = Router(\n", "SyntaxError: ", id="syntax"),
+    pytest.param("from webhook_service import Router\nimport json\nrouter = Router()\nSETTINGS = json.loads('{')\n",
+                 "JSONDecodeError: Expecting property name", id="raises"),
+    pytest.param("from webhook_service import Router\n\nimport not_installed_anywhere_xyz\n",
+                 "ModuleNotFoundError: No module named 'not_installed_anywhere_xyz'", id="dependency"),
 ])
 def test_a_handlers_module_that_fails_to_import_is_one_line_naming_the_setting_and_the_line(env, tmp_path,
                                                                                              source, expected):

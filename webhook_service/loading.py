@@ -55,8 +55,8 @@ def _user_frame(exc: BaseException) -> str:
     libraries = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
     libraries.add(os.path.dirname(os.path.abspath(__file__)) + os.sep)  # hubhook's own, e.g. a Router check
     own = [f for f in frames if not any(f.filename.startswith(path) for path in libraries if path)]
-    frame = (own or frames or [None])[-1]
-    return f"{_shown(frame.filename)}:{frame.lineno}" if frame else "?"
+    chosen = own or frames
+    return f"{_shown(chosen[-1].filename)}:{chosen[-1].lineno}" if chosen else "?"
 
 
 def _shown(filename: str) -> str:
