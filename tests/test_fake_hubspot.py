@@ -123,13 +123,14 @@ def test_reads_naming_no_properties_return_hubspots_defaults_null_when_unset(fak
 def test_reads_naming_properties_return_exactly_those_null_when_unset(fake):
     # Given a deal with a name only
     deal, api = fake.add("deals", 1, {"dealname": "Big", "description": "d"})["id"], Api(fake)
-    wanted = ["dealname", "dealtype"]
-    # When it is read naming two properties, one of them unset, by each read endpoint
+    wanted = ["dealname", "dealtype", "no_such_property"]
+    # When it is read naming two properties, one of them unset, and one the portal lacks, by each endpoint
     reads = [api.get(f"/crm/v3/objects/deals/{deal}", params={"properties": ",".join(wanted)}).json(),
              api.get("/crm/v3/objects/deals", params={"properties": ",".join(wanted)}).json()["results"][0],
              api.batch("/crm/v3/objects/deals/batch/read", [deal], properties=wanted).json()["results"][0],
              api.search("deals", properties=wanted).json()["results"][0]]
-    # Then each has those two (the unset one null) plus the three every read carries, and no defaults
+    # Then each has those two (the unset one null) plus the three every read carries, no defaults, and
+    # nothing for the property the portal lacks (HubSpot ignores it)
     for read in reads:
         assert read["properties"] == {"dealname": "Big", "dealtype": None, "hs_object_id": deal,
                                       "createdate": read["createdAt"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -108,15 +108,16 @@ def history(record: Record, name: str, otype: ObjectType) -> list[dict[str, str]
 
 
 def render(record: Record, otype: ObjectType, names: Iterable[str] | None = None,
-           with_history: Iterable[str] = ()) -> dict[str, Any]:
+           with_history: Iterable[str] = (), known: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """A record as every CRM read endpoint returns it: the asked properties (or, when none are asked,
     the type's defaults), null when the record has no value, plus create date, ``hs_object_id`` and
     the modified-date property, all strings. HubSpot answers ``"properties": []`` with the defaults too,
-    which is what hubhook sends for handlers that declare no ``properties=``."""
+    which is what hubhook sends for handlers that declare no ``properties=``. Asked properties the
+    portal does not have (``known`` says no) are left out, as HubSpot ignores them."""
     created, updated = iso(record.created_ms), iso(record.updated_ms)
     derived = {created_property(otype): created, "hs_object_id": record.id, otype.modified_property: updated}
     stored = record.properties
-    asked = set(names or ())
+    asked = {name for name in names or () if known is None or name in derived or known(name)}
     wanted = (asked or set(DEFAULT_PROPERTIES.get(otype.api_name, ()))).union(derived)
     properties = {name: derived[name] if name in derived else stored.get(name) or None
                   for name in sorted(wanted)}
