@@ -120,3 +120,24 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_the_readmes_first_handler_runs_against_the_fake_without_declaring_properties(capsys):
+    # Given the README's first Python example, as a new user copies it: no properties=
+    from webhook_service.testing import FakeHubSpot, run_handlers
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_example = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    namespace: dict = {"__name__": "readme"}
+    exec(compile(first_example, "README.md (first example)", "exec"), namespace)
+    with FakeHubSpot() as hubspot:
+        # When its deal changes stage; the deal has a name and a contact, the other defaults unset
+        change = make_event("deal.propertyChange", 7, property="dealstage", value="closedwon")
+        run = run_handlers(namespace["router"], change, hubspot=hubspot,
+                           associations=[("deals", 7, "contacts", 1)],
+                           records={"deals": {7: {"dealname": "Big", "dealstage": "closedwon"}},
+                                    "contacts": {1: {"email": "ada@example.com"}}})
+    # Then it runs (the fake answers with HubSpot's default deal properties, as HubSpot does)
+    assert run.called == ["readme.stage_changed"] and capsys.readouterr().out.startswith("Big ")
+    properties = run.event("stage_changed").record["properties"]
+    assert properties["dealname"] == "Big" and properties["amount"] is None and properties["pipeline"] is None

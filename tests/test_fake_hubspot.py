@@ -88,6 +88,55 @@ def test_list_pages_by_id_and_archived_records_need_archived_true(fake):
     assert api.search("deals").json()["total"] == 3
 
 
+DEFAULTS = {
+    "contacts": {"email", "firstname", "lastname", "createdate", "lastmodifieddate", "hs_object_id"},
+    "companies": {"name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id"},
+    "deals": {"dealname", "amount", "dealstage", "pipeline", "closedate", "createdate", "hs_lastmodifieddate",
+              "hs_object_id"},
+    "tickets": {"subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "createdate",
+                "hs_lastmodifieddate", "hs_object_id"},
+}
+
+
+@pytest.mark.parametrize("obj", sorted(DEFAULTS))
+def test_reads_naming_no_properties_return_hubspots_defaults_null_when_unset(fake, obj):
+    # Given one record of the type with a single non-default property set
+    record, api = fake.add(obj, 1, {"hs_object_source": "API"})["id"], Api(fake)
+    path, batch = f"/crm/v3/objects/{obj}", f"/crm/v3/objects/{obj}/batch/read"
+    # When it is read without properties (and with an empty list) by each read endpoint
+    reads = {"get": api.get(f"{path}/{record}").json(),
+             "get with empty properties": api.get(f"{path}/{record}", params={"properties": ""}).json(),
+             "list": api.get(path).json()["results"][0],
+             "batch read without properties": api.batch(batch, [record]).json()["results"][0],
+             "batch read with []": api.batch(batch, [record], properties=[]).json()["results"][0],
+             "search": api.search(obj).json()["results"][0],
+             "search with []": api.search(obj, properties=[]).json()["results"][0]}
+    # Then each answers with exactly the type's default properties, null where the record has no value
+    for how, read in reads.items():
+        assert set(read["properties"]) == DEFAULTS[obj], how
+        assert read["properties"]["hs_object_id"] == record, how
+        assert ISO.match(read["properties"]["createdate"]), how
+        unset = DEFAULTS[obj] - {"createdate", "hs_object_id", "lastmodifieddate", "hs_lastmodifieddate"}
+        assert all(read["properties"][name] is None for name in unset), how
+
+
+def test_reads_naming_properties_return_exactly_those_null_when_unset(fake):
+    # Given a deal with a name only
+    deal, api = fake.add("deals", 1, {"dealname": "Big", "description": "d"})["id"], Api(fake)
+    wanted = ["dealname", "dealtype", "no_such_property"]
+    # When it is read naming two properties, one of them unset, and one the portal lacks, by each endpoint
+    reads = [api.get(f"/crm/v3/objects/deals/{deal}", params={"properties": ",".join(wanted)}).json(),
+             api.get("/crm/v3/objects/deals", params={"properties": ",".join(wanted)}).json()["results"][0],
+             api.batch("/crm/v3/objects/deals/batch/read", [deal], properties=wanted).json()["results"][0],
+             api.search("deals", properties=wanted).json()["results"][0]]
+    # Then each has those two (the unset one null) plus the three every read carries, no defaults, and
+    # nothing for the property the portal lacks (HubSpot ignores it)
+    for read in reads:
+        assert read["properties"] == {"dealname": "Big", "dealtype": None, "hs_object_id": deal,
+                                      "createdate": read["createdAt"],
+                                      "hs_lastmodifieddate": read["updatedAt"]}
+
+
 def test_batch_read_reports_missing_ids_as_207_and_refuses_over_100(fake):
     known, api, path = fake.add("contacts")["id"], Api(fake), "/crm/v3/objects/contacts/batch/read"
     partial = api.batch(path, [known, 5, 6], properties=["email"])
@@ -300,7 +349,7 @@ def test_writes_refuse_unknown_properties_and_bad_numbers_with_hubspots_400(fake
     batch = api.post("/crm/v3/objects/contacts/batch/update", json={"inputs": [
         {"id": contact, "properties": {"firstname": "Ok"}}, {"id": contact, "properties": {"nope": "x"}}]})
     assert batch.status_code == 400 and batch.json()["errors"][0]["code"] == "PROPERTY_DOESNT_EXIST"
-    assert "firstname" not in api.get(f"/crm/v3/objects/contacts/{contact}").json()["properties"]
+    assert api.get(f"/crm/v3/objects/contacts/{contact}").json()["properties"].get("firstname") is None
     # And with objectWriteTraceId only the refused input fails, in a 207 that echoes its trace id
     traced = api.post("/crm/v3/objects/deals/batch/create", json={"inputs": [
         {"properties": {"dealname": "Good", "amount": "10.5"}, "objectWriteTraceId": "t1"},

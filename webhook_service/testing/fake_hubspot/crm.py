@@ -86,7 +86,8 @@ def get_one(obj: str, oid: str, ver: str = "") -> Response:
     if oid not in found:
         return not_found(oid)
     history = csv_arg("propertiesWithHistory") or ()
-    return json_response(_with_associations(render(found[oid], otype, csv_arg("properties"), history), otype))
+    record = render(found[oid], otype, csv_arg("properties"), history, _known(otype))
+    return json_response(_with_associations(record, otype))
 
 
 def list_page(obj: str, ver: str = "") -> Response:
@@ -96,7 +97,8 @@ def list_page(obj: str, ver: str = "") -> Response:
     after = whole_number(request.args.get("after", "0"), 0, None, "after")
     records, next_id = g.store.page(otype, after, limit, flag_arg("archived"))
     names, history = csv_arg("properties"), csv_arg("propertiesWithHistory") or ()
-    out: dict[str, Any] = {"results": [_with_associations(render(r, otype, names, history), otype)
+    known = _known(otype)
+    out: dict[str, Any] = {"results": [_with_associations(render(r, otype, names, history, known), otype)
                                        for r in records]}
     if next_id:
         query = "&".join(f"{k}={v}" for k, v in {**request.args.to_dict(), "after": next_id}.items())
@@ -111,12 +113,12 @@ def batch_read(obj: str, ver: str = "") -> Response:
     keys = [str(item.get("id")) for item in batch_inputs(body, BATCH_LIMIT)]
     found = g.store.find_many(otype, keys, archived=flag_arg("archived"), id_property=body.get("idProperty"))
     names, history = names_of(body, "properties"), names_of(body, "propertiesWithHistory") or ()
-    results, seen = [], set()
+    results, seen, known = [], set(), _known(otype)
     for key in keys:
         record = found.get(key)
         if record is not None and record.id not in seen:
             seen.add(record.id)
-            results.append(render(record, otype, names, history))
+            results.append(render(record, otype, names, history, known))
     missing = list(dict.fromkeys(key for key in keys if key not in found))
     return batch_response(results, [missing_error(otype, missing)] if missing else [], started)
 
@@ -125,7 +127,7 @@ def search_objects(obj: str, ver: str = "") -> Response:
     """CRM search (see fake_search); 400 past the 10,000-result cap."""
     otype = object_type(obj)
     with g.store.lock:
-        return json_response(search(g.store.index(otype), otype, json_body()))
+        return json_response(search(g.store.index(otype), otype, json_body(), known=_known(otype)))
 
 
 def create_one(obj: str, ver: str = "") -> Response:
@@ -203,6 +205,12 @@ def get_thread(tid: str, ver: str = "") -> Response:
         body = error_body(f"Thread {tid} not found", "OBJECT_NOT_FOUND", context={"threadId": [tid]})
         return json_response(body, 404)
     return json_response(thread)
+
+
+def _known(otype: ObjectType) -> Callable[[str], bool]:
+    """Whether the calling portal has a property of this type: reads leave out asked properties it
+    lacks, as HubSpot does."""
+    return lambda name: g.store.properties.type_of(otype, name) is not None
 
 
 def _create(otype: ObjectType, item: dict[str, Any]) -> Record:

@@ -32,8 +32,10 @@ _OPERATORS = set(_COMPARE) | _RANGE | {"IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_
 Predicate = Callable[[Record], bool]
 
 
-def search(index: SearchIndex, otype: ObjectType, body: dict[str, Any]) -> dict[str, Any]:
-    """Run one search request body against ``index``; raises ValidationFailed where HubSpot says 400."""
+def search(index: SearchIndex, otype: ObjectType, body: dict[str, Any], *,
+           known: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """Run one search request body against ``index``; raises ValidationFailed where HubSpot says 400.
+    ``known`` tells which asked properties the portal has (see ``render``)."""
     index.flush()
     limit, after = _integer(body.get("limit", 10), "limit"), _integer(body.get("after") or 0, "after")
     if not 0 <= limit <= MAX_PAGE:
@@ -54,7 +56,8 @@ def search(index: SearchIndex, otype: ObjectType, body: dict[str, Any]) -> dict[
         ordered = _ordered(index, otype, (lo, hi), match, name, descending)
         total, page = len(ordered), ordered[after:after + limit]
     names = names_of(body, "properties")
-    out: dict[str, Any] = {"total": total, "results": [render(index.live[key], otype, names) for key in page]}
+    out: dict[str, Any] = {"total": total, "results": [render(index.live[key], otype, names, known=known)
+                                                  for key in page]}
     if limit and after + limit < total and after + limit <= MAX_RESULTS:
         out["paging"] = {"next": {"after": str(after + limit)}}
     return out

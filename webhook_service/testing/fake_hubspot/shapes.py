@@ -10,21 +10,23 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from webhook_service.objects import ObjectType
 
-#: Properties HubSpot returns when a request names none (CRM Objects API v3 description).
+#: Properties HubSpot returns when a read names none (no ``properties``, or an empty list): each type's
+#: defaults, present as null when the record has no value, plus the create date, ``hs_object_id`` and
+#: the modified-date property that every read carries (the CRM object guides' example responses,
+#: e.g. https://developers.hubspot.com/docs/api/crm/deals).
 DEFAULT_PROPERTIES: dict[str, tuple[str, ...]] = {
     "companies": ("domain", "name"),
     "contacts": ("email", "firstname", "lastname"),
     "deals": ("amount", "closedate", "dealname", "dealstage", "pipeline"),
     "products": ("description", "name", "price"),
-    "tickets": ("content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority",
-                "subject"),
+    "tickets": ("content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "subject"),
 }
 #: Activities name their create date ``hs_createdate`` (the searchable-objects table of
 #: https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm).
@@ -106,15 +108,19 @@ def history(record: Record, name: str, otype: ObjectType) -> list[dict[str, str]
 
 
 def render(record: Record, otype: ObjectType, names: Iterable[str] | None = None,
-           with_history: Iterable[str] = ()) -> dict[str, Any]:
-    """A record as every CRM read endpoint returns it: the asked properties that have a value (or the
-    type's defaults) plus create date, ``hs_object_id`` and the modified-date property, all strings."""
+           with_history: Iterable[str] = (), known: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """A record as every CRM read endpoint returns it: the asked properties (or, when none are asked,
+    the type's defaults), null when the record has no value, plus create date, ``hs_object_id`` and
+    the modified-date property, all strings. HubSpot answers ``"properties": []`` with the defaults too,
+    which is what hubhook sends for handlers that declare no ``properties=``. Asked properties the
+    portal does not have (``known`` says no) are left out, as HubSpot ignores them."""
     created, updated = iso(record.created_ms), iso(record.updated_ms)
     derived = {created_property(otype): created, "hs_object_id": record.id, otype.modified_property: updated}
     stored = record.properties
-    wanted = set(DEFAULT_PROPERTIES.get(otype.api_name, ()) if names is None else names).union(derived)
-    properties = {name: derived[name] if name in derived else stored[name]
-                  for name in sorted(wanted) if name in derived or stored.get(name)}
+    asked = {name for name in names or () if known is None or name in derived or known(name)}
+    wanted = (asked or set(DEFAULT_PROPERTIES.get(otype.api_name, ()))).union(derived)
+    properties = {name: derived[name] if name in derived else stored.get(name) or None
+                  for name in sorted(wanted)}
     out: dict[str, Any] = {"id": record.id, "properties": properties}
     if with_history:
         out["propertiesWithHistory"] = {name: history(record, name, otype) for name in with_history}
