@@ -1,5 +1,6 @@
 """The Procfile's processes, as a user runs them: `hubhook web` and `hubhook worker` over real HTTP."""
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -153,6 +154,26 @@ def test_an_unreachable_redis_is_one_line_naming_the_url_without_its_password(en
     line = one_line_error(result)
     assert url.replace("hunter2secret", "***") in line and "hunter2secret" not in line
     assert "start redis-server" in line and "REDIS_URL" in line
+
+
+@pytest.mark.parametrize("args", [["worker", "--burst"], ["run", "--no-poller"]])
+def test_run_and_worker_without_a_hubspot_token_or_oauth_app_stop_at_start(env, args):
+    # Given a client secret but neither HUBSPOT_ACCESS_TOKEN nor HUBSPOT_CLIENT_ID
+    run_env = {**env, "HUBSPOT_ACCESS_TOKEN": "", "HUBSPOT_CLIENT_ID": "", "PORT": str(free_port()),
+               "HUBHOOK_HANDLERS": "tests.ledger_handlers:router"}
+    # When the process starts (in its own session, so a stack that wrongly starts can be stopped whole)
+    process = subprocess.Popen([sys.executable, "-m", "webhook_service.cli", *args], env=run_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=30)
+        raise AssertionError(f"`hubhook {args[0]}` started without HubSpot credentials") from None
+    # Then it stops with one line saying what to set, for HubSpot and for the local fake
+    line = one_line_error(subprocess.CompletedProcess(args, process.returncode, stdout, stderr))
+    assert "HUBSPOT_ACCESS_TOKEN" in line and "HUBSPOT_CLIENT_ID" in line
+    assert "HUBSPOT_ACCESS_TOKEN=any HUBSPOT_API_BASE_URL=http://127.0.0.1:8900" in line
 
 
 @pytest.mark.parametrize("source, expected", [

@@ -142,6 +142,16 @@ class Config:
                               "app's Auth tab (several, comma-separated, during rotation)")
         return self
 
+    def require_hubspot_auth(self) -> Config:
+        """Workers call HubSpot for every event: without a token or an OAuth app each job would only be
+        parked, so say at start what to set instead."""
+        if not self.access_token and not self.client_id:
+            raise ConfigError("no HubSpot token: set HUBSPOT_ACCESS_TOKEN (private app or service key), or "
+                              "HUBSPOT_CLIENT_ID and HUBSPOT_CLIENT_SECRET (OAuth app); for local development "
+                              "with the fake HubSpot: HUBSPOT_ACCESS_TOKEN=any "
+                              "HUBSPOT_API_BASE_URL=http://127.0.0.1:8900")
+        return self
+
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())

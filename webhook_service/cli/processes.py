@@ -77,7 +77,7 @@ def worker(handlers: str | None, burst: bool, name: str | None) -> None:
     """Run a worker: enrich deliveries and call your handlers."""
     from webhook_service import keys
 
-    config = _config(handlers)
+    config = _config(handlers).require_hubspot_auth()
     _logging(config)
     require_redis(config)
     keys.load(keys.WORKER_RUN)(config, burst=burst, name=name)
