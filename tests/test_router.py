@@ -2,6 +2,7 @@
 import pytest
 
 from webhook_service import RegistrationError, Router
+from webhook_service.config import Config
 from webhook_service.testing import make_event
 
 
@@ -66,3 +67,35 @@ def test_object_types_lists_concrete_types_for_the_poller():
     router.add(handler, "*", name="c")
     router.add(handler, "p_widgets.*", name="d")
     assert router.object_types() == {"ticket", "line_item", "p_widgets"}
+
+
+@pytest.mark.parametrize("pattern, options, webhook_types", [
+    ("deal.propertyChange", {"property": "dealstage", "to": "closedwon"}, "contact,company,deal"),
+    ("ticket.propertyChange", {"property": "hs_pipeline_stage", "from_": "1"}, "deal,tickets"),
+    ("ticket.*", {"properties": ["subject"]}, "deal"),
+    ("object.propertyChange", {"property": "subject"}, "deal"),
+    ("conversation.propertyChange", {"property": "status"}, "deal"),
+])
+def test_handlers_that_can_fire_under_the_config_pass_the_check(pattern, options, webhook_types):
+    router = Router()
+    router.add(handler, pattern, **options)
+    assert router.check_against(Config.from_env({"HUBHOOK_WEBHOOK_TYPES": webhook_types})) is router
+
+
+@pytest.mark.parametrize("options, shown", [
+    ({"property": "hs_pipeline_stage"}, "property="),
+    ({"property": "hs_pipeline_stage", "to": "4"}, "property=/to="),
+    ({"property": "hs_pipeline_stage", "from_": "1", "to": "4"}, "property=/to=/from_="),
+])
+def test_a_property_handler_on_a_polled_type_fails_the_check_with_the_reason_and_the_fix(options, shown):
+    # Given a ticket handler watching one property, and tickets polled (not in HUBHOOK_WEBHOOK_TYPES)
+    router = Router()
+    router.add(handler, "ticket.propertyChange", name="stage_moved", **options)
+    config = Config.from_env({"HUBHOOK_WEBHOOK_TYPES": "contact,deal"})
+    # When a process checks its router against its config, then it refuses, naming what and why
+    with pytest.raises(RegistrationError) as raised:
+        router.check_against(config)
+    message = str(raised.value)
+    assert "'stage_moved'" in message and f"uses {shown} on 'ticket.propertyChange'" in message
+    assert "ticket is polled (not in HUBHOOK_WEBHOOK_TYPES=contact,deal)" in message
+    assert "add ticket to HUBHOOK_WEBHOOK_TYPES" in message and "compare event.record yourself" in message

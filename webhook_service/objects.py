@@ -49,6 +49,10 @@ KNOWN_TYPES: tuple[ObjectType, ...] = (
     ObjectType("cart", "carts", "0-142", _CRM_ACTIONS),
 )
 
+#: Types that exist only as webhooks here: conversation threads have no CRM search endpoint, so the
+#: poller never walks them.
+UNSEARCHABLE = frozenset({"conversation"})
+
 BY_NAME = {t.name: t for t in KNOWN_TYPES}
 BY_API_NAME = {t.api_name: t for t in KNOWN_TYPES}
 BY_TYPE_ID = {t.type_id: t for t in KNOWN_TYPES}

@@ -11,9 +11,13 @@ import difflib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from webhook_service import filters, objects
 from webhook_service.errors import RegistrationError
+
+if TYPE_CHECKING:
+    from webhook_service.config import Config
 
 log = logging.getLogger("hubhook.router")
 OPTIONS = ("name", "property", "properties", "associations", "to", "from_")
@@ -122,6 +126,32 @@ class Router:
     def names(self) -> list[str]:
         return [h.name for h in self.handlers]
 
+    def check_against(self, config: Config) -> Router:
+        """Raise RegistrationError, with the fix, for a handler that could never fire under ``config``;
+        return the router. Called wherever a process loads the router with its config (worker, poller,
+        ``hubhook run``), because registration at import cannot know which types are polled.
+
+        A type not in HUBHOOK_WEBHOOK_TYPES is polled, and polled events say that a record changed, not
+        which property: they carry no ``propertyName`` or ``propertyValue``, so ``property=``, ``to=``
+        and ``from_=`` would never match them."""
+        webhook = {_canonical(name) for name in config.webhook_types}
+        for handler in self.handlers:
+            options = [option for option, used in (("property=", handler.property_name is not None),
+                                                    ("to=", handler.to_values is not None),
+                                                    ("from_=", handler.from_values is not None)) if used]
+            otype = handler.object_type
+            if not options or otype is None or otype == objects.GENERIC_PREFIX or not objects.is_known(otype):
+                continue
+            name = _canonical(otype)
+            if name in webhook or name in objects.UNSEARCHABLE:
+                continue
+            raise RegistrationError(
+                f"handler {handler.name!r} uses {'/'.join(options)} on {handler.pattern!r}, but {name} is polled "
+                f"(not in HUBHOOK_WEBHOOK_TYPES={','.join(config.webhook_types)}) and polled events carry no "
+                f"propertyName, so it would never fire; subscribe your app to {name} webhooks and add {name} "
+                f"to HUBHOOK_WEBHOOK_TYPES, or drop {'/'.join(options)} and compare event.record yourself")
+        return self
+
     def object_types(self) -> set[str]:
         """Every concrete object type some handler registered for whose records hubhook can read (for the
         poller): wildcards and plain names hubhook does not know (``appointment.*``) are left out."""
@@ -158,6 +188,14 @@ def check_pattern(pattern: str) -> None:
                                 f"or '<name>.*' for another type HubSpot sends as '<name>.<action>'")
     if action != "*" and action not in allowed:
         raise RegistrationError(f"HubSpot sends no {pattern!r} events; {prefix} actions are: {', '.join(allowed)}")
+
+
+def _canonical(name: str) -> str:
+    """The singular name for any spelling ``objects.lookup`` accepts (unknown names unchanged)."""
+    try:
+        return objects.lookup(name).name
+    except KeyError:
+        return name
 
 
 def _close_to_known(name: str) -> list[str]:

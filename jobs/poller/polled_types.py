@@ -19,8 +19,7 @@ from webhook_service.config import Config
 from webhook_service.objects import ObjectType
 from webhook_service.router import Router
 
-#: Types that exist only as webhooks here: conversation threads have no CRM search endpoint.
-UNSEARCHABLE = frozenset({"conversation"})
+UNSEARCHABLE = objects.UNSEARCHABLE
 _ACTIVITIES = frozenset({"calls", "emails", "meetings", "notes", "tasks"})
 
 

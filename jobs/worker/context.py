@@ -40,7 +40,8 @@ class Context:
 
     @cached_property
     def router(self) -> Router:
-        return self.router_override or load_router(self.config.handlers)
+        """The handlers, checked against this config (a property= handler on a polled type fails here)."""
+        return (self.router_override or load_router(self.config.handlers)).check_against(self.config)
 
     @cached_property
     def governor(self) -> RateGovernor:
