@@ -12,7 +12,6 @@ from rq.serializers import JSONSerializer
 
 from webhook_service import private_apis
 from webhook_service.config import Config
-from webhook_service.keys import PREFIX as KEY_PREFIX  # noqa: F401  (moved: import them from keys)
 
 
 def redis_client(config: Config, *, socket_timeout: float | None = 5.0) -> Redis:

@@ -31,8 +31,6 @@ from webhook_service.events import Event
 from webhook_service.router import Handler
 
 log = logging.getLogger("hubhook.worker")
-RUN_HANDLER = parking.RUN_HANDLER
-DEAD_LETTER_TTL = parking.DEAD_LETTER_TTL
 _EXPECTED = (RateLimited, MissingScopes, NoToken, TransientAPIError)
 
 
