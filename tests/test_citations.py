@@ -1,9 +1,9 @@
-"""What the code, tests, benches and README cite is something a reader of the public project can open.
+"""What the code, tests, benches, README and docs cite is something a reader of the public project can open.
 
 Why: notes kept outside the repository (a fact sheet, research files, an issue tracker's numbers,
 test-plan codes) mean nothing to someone who has only the repository. A fact about HubSpot cites
 HubSpot's public documentation by URL, a fact about a library is stated (or cites the library's
-own docs), and the README reports measured figures with the command that prints them, not goals.
+own docs), and docs/performance.md reports measured figures with the command that prints them, not goals.
 
 The patterns are assembled from pieces so that this file does not match them itself.
 """
@@ -18,8 +18,8 @@ import pytest
 from bench.results import COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED_DIRS = ("webhook_service", "jobs", "tests", "bench", "examples")
-SCANNED_FILES = ("README.md", "Makefile", "setup.cfg", "pyproject.toml", "Procfile")
+SCANNED_DIRS = ("webhook_service", "jobs", "tests", "bench", "examples", "docs")
+SCANNED_FILES = ("README.md", "Makefile", "setup.cfg", "pyproject.toml", "Procfile", "mkdocs.yml")
 TEXT_SUFFIXES = {".py", ".md", ".cfg", ".toml", ".txt", ".json", ".lua", ".sh", ".yml", ".yaml", ""}
 
 _MD = r"\.md\b"
@@ -52,8 +52,8 @@ def tracked_files() -> list[Path]:
 def test_the_scan_covers_the_product_tests_benches_and_readme():
     # Given the files the citation check reads
     names = {p.relative_to(ROOT).as_posix() for p in tracked_files()}
-    # Then they include the packages, the tests, the benches, the examples and the README (and this file)
-    for expected in ("README.md", "webhook_service/receiver/signature.py", "jobs/poller/search_walk.py",
+    # Then they include the packages, the tests, the benches, the examples, the README and docs (and this file)
+    for expected in ("README.md", "docs/configuration.md", "webhook_service/receiver/signature.py", "jobs/poller/search_walk.py",
                      "bench/results.py", "tests/test_citations.py"):
         assert expected in names
     assert any(name.startswith("examples/") for name in names)
@@ -86,16 +86,15 @@ def test_the_patterns_catch_what_they_are_for():
 
 
 def performance_table() -> tuple[list[str], list[list[str]]]:
-    """The header and rows of the table in the README's Performance section."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Performance\n", 1)[1].split("\n## ", 1)[0]
+    """The header and rows of the results table in docs/performance.md."""
+    section = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
     lines = [line for line in section.splitlines() if line.startswith("|")]
     cells = [[c.strip() for c in line.strip().strip("|").split(" | ")] for line in lines]
     return cells[0], cells[2:]
 
 
-def test_the_readme_reports_measured_figures_with_the_command_that_prints_each():
-    # Given the README's performance table
+def test_the_docs_report_measured_figures_with_the_command_that_prints_each():
+    # Given the performance table of docs/performance.md
     header, rows = performance_table()
     # Then it reports results and same-run baselines, not goals
     assert header == ["Figure", "Result", "Baseline (same run)", "Command"]
@@ -105,7 +104,6 @@ def test_the_readme_reports_measured_figures_with_the_command_that_prints_each()
         command = row[3].strip("`")
         assert command.startswith(f"{COMMAND} bench/"), row
         script = command.split()[1]
-        assert (ROOT / script).is_file(), f"{script} (in the README's performance table) does not exist"
+        assert (ROOT / script).is_file(), f"{script} (in the performance table of docs/performance.md) does not exist"
     # And the machine the figures were measured on is stated under the table
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert re.search(r"\nMachine: .*vCPU", readme.split("\n## Performance\n", 1)[1].split("\n## ", 1)[0])
+    assert re.search(r"\nMachine: .*vCPU", (ROOT / "docs" / "performance.md").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""The README's configuration table and ``Config`` say the same thing, and Config alone reads the environment.
+"""The configuration table of the docs (docs/configuration.md) and ``Config`` say the same thing, and Config alone reads the environment.
 
 A default is written once, as the dataclass field's default; ``ENVIRONMENT`` maps each variable to its
 field and parser. The table's default cell is either a literal in backticks, read with the variable's
@@ -33,11 +33,10 @@ UNITS = {"s": 1, "min": 60, "h": 3600, "day": 86400, "days": 86400}
 
 
 def _table() -> dict[str, str]:
-    """Variable -> its default cell, from the README's Configuration section."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \| ([^|]*?) ?\| .* \|$", section, flags=re.M)
-    assert rows, "no configuration table found under ## Configuration"
+    """Variable -> its default cell, from the table of docs/configuration.md."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    rows = re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \| ([^|]*?) ?\| .* \|$", text, flags=re.M)
+    assert rows, "no configuration table found in docs/configuration.md"
     names = [name for name, _ in rows]
     assert len(names) == len(set(names)), f"listed twice: {sorted({n for n in names if names.count(n) > 1})}"
     return {name: cell.strip() for name, cell in rows}
@@ -56,8 +55,8 @@ TABLE = _table()
 def test_every_variable_config_reads_is_in_the_table_and_nothing_else_is():
     read = [v.name for v in ENVIRONMENT]
     assert len(read) == len(set(read)), "a variable is read twice"
-    assert sorted(set(read) - set(TABLE)) == [], "read by Config but missing from the README table"
-    assert sorted(set(TABLE) - set(read)) == [], "in the README table but not read by Config"
+    assert sorted(set(read) - set(TABLE)) == [], "read by Config but missing from the table in docs/configuration.md"
+    assert sorted(set(TABLE) - set(read)) == [], "in the table of docs/configuration.md but not read by Config"
 
 
 def test_every_setting_field_is_set_by_exactly_one_variable():
@@ -72,13 +71,13 @@ def test_every_setting_field_is_set_by_exactly_one_variable():
 def test_the_tables_default_is_configs_default(variable):
     cell, default = TABLE[variable.name], _default(variable.field)
     if not cell.startswith("`"):  # words: the field has no value of its own until set
-        assert default in (None, ()), f"{variable.name}: README says {cell!r}, Config's default is {default!r}"
+        assert default in (None, ()), f"{variable.name}: docs/configuration.md says {cell!r}, Config's default is {default!r}"
         return
     found = re.fullmatch(r"`([^`]+)`(?: \((\d+(?:\.\d+)?) ([a-z]+)\))?", cell)
     assert found, f"{variable.name}: default cell {cell!r} is neither `literal`, `literal` (N unit) nor words"
     literal, amount, unit = found.groups()
     assert variable.parse(variable.name, literal) == default, (
-        f"{variable.name}: README says {literal}, Config's default is {default!r}")
+        f"{variable.name}: docs/configuration.md says {literal}, Config's default is {default!r}")
     if amount is not None:
         assert float(amount) * UNITS[unit] == default, f"{variable.name}: ({amount} {unit}) is not {literal}"
 
