@@ -79,7 +79,7 @@ def stop(process: subprocess.Popen, grace: float = 20.0) -> None:
 
 @contextmanager
 def redis_server(*, appendonly: bool = True) -> Iterator[RedisProcess]:
-    """A private redis-server on a free loopback port; AOF everysec by default, as the README deploys it."""
+    """A private redis-server on a free loopback port; AOF everysec by default, as docs/deployment.md deploys it."""
     server = RedisProcess(appendonly=appendonly).start()
     try:
         yield server

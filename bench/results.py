@@ -13,7 +13,7 @@ import platform
 from dataclasses import asdict, dataclass
 
 PREFIX = "BENCH-RESULT "
-#: How the README and bench/README.md run a bench: the project's virtualenv, from the repository root.
+#: How docs/performance.md and bench/README.md run a bench: the project's virtualenv, from the repository root.
 COMMAND = ".venv/bin/python"
 
 
@@ -73,7 +73,7 @@ def command(source: str) -> str:
 
 
 def table(figures: list[Figure], machine_text: str) -> str:
-    """The Markdown results table of the README: figure, result, same-run baseline, the command that
+    """The Markdown results table of docs/performance.md: figure, result, same-run baseline, the command that
     printed it, and the machine under the table (every row was measured on it)."""
     lines = ["| Figure | Result | Baseline (same run) | Command |", "|---|---|---|---|"]
     for f in figures:

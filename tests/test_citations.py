@@ -53,8 +53,8 @@ def test_the_scan_covers_the_product_tests_benches_and_readme():
     # Given the files the citation check reads
     names = {p.relative_to(ROOT).as_posix() for p in tracked_files()}
     # Then they include the packages, the tests, the benches, the examples, the README and docs (and this file)
-    for expected in ("README.md", "docs/configuration.md", "webhook_service/receiver/signature.py", "jobs/poller/search_walk.py",
-                     "bench/results.py", "tests/test_citations.py"):
+    for expected in ("README.md", "docs/configuration.md", "webhook_service/receiver/signature.py",
+                     "jobs/poller/search_walk.py", "bench/results.py", "tests/test_citations.py"):
         assert expected in names
     assert any(name.startswith("examples/") for name in names)
 

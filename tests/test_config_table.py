@@ -1,4 +1,4 @@
-"""The configuration table of the docs (docs/configuration.md) and ``Config`` say the same thing, and Config alone reads the environment.
+"""The table of docs/configuration.md and ``Config`` say the same thing, and Config alone reads the environment.
 
 A default is written once, as the dataclass field's default; ``ENVIRONMENT`` maps each variable to its
 field and parser. The table's default cell is either a literal in backticks, read with the variable's
@@ -71,7 +71,8 @@ def test_every_setting_field_is_set_by_exactly_one_variable():
 def test_the_tables_default_is_configs_default(variable):
     cell, default = TABLE[variable.name], _default(variable.field)
     if not cell.startswith("`"):  # words: the field has no value of its own until set
-        assert default in (None, ()), f"{variable.name}: docs/configuration.md says {cell!r}, Config's default is {default!r}"
+        assert default in (None, ()), (
+            f"{variable.name}: docs/configuration.md says {cell!r}, Config's default is {default!r}")
         return
     found = re.fullmatch(r"`([^`]+)`(?: \((\d+(?:\.\d+)?) ([a-z]+)\))?", cell)
     assert found, f"{variable.name}: default cell {cell!r} is neither `literal`, `literal` (N unit) nor words"

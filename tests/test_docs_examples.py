@@ -229,7 +229,7 @@ class PageRun:
             if process.poll() is not None:
                 raise AssertionError(f"{block.id}: `{command}` exited {process.returncode} instead of running:\n"
                                      + log.read_text(errors="replace")[-3000:])
-            if port is not None and _accepts(int(port)) or port is None and log.read_text(errors="replace").strip():
+            if (port is not None and _accepts(int(port))) or (port is None and log.read_text(errors="replace").strip()):
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"{block.id}: `{command}` did not come up in {START_TIMEOUT} s:\n"
@@ -244,7 +244,7 @@ class PageRun:
         return self.env["PORT"] if SERVES_PORT_ENV.match(command) else None
 
     def stop(self) -> None:
-        for command, process, _ in reversed(self.processes):
+        for _command, process, _log in reversed(self.processes):
             _stop_group(process)
         self.processes.clear()
         self.fake.stop()
@@ -418,7 +418,8 @@ def test_the_conventions_catch_what_they_are_for() -> None:
 
 def test_commands_are_the_lines_a_user_types() -> None:
     # Given a console block with output lines and a continued command, and an sh block with comments
-    console = Block("p.md", 1, "console", "$ A=1 hubhook send-test-event x \\\n    --value y\nsent: 200\n$ hubhook status\n")
+    console = Block("p.md", 1, "console",
+                    "$ A=1 hubhook send-test-event x \\\n    --value y\nsent: 200\n$ hubhook status\n")
     sh = Block("p.md", 5, "sh", "# a comment\nmake demo   # the demo\n\nhubhook replay --dry-run\n")
     # Then only the typed commands are run, continuations joined, output lines left out
     assert commands(console) == ["A=1 hubhook send-test-event x --value y", "hubhook status"]

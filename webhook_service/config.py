@@ -2,7 +2,7 @@
 
 Only ``Config.from_env`` reads ``os.environ``; tests and tools build a Config directly. Every default
 is written once, as the dataclass field's default; ``ENVIRONMENT`` says which variable sets which field
-and how its text is read, and tests/test_config_table.py checks the README's configuration table
+and how its text is read, and tests/test_config_table.py checks the table in docs/configuration.md
 against both.
 """
 from __future__ import annotations
@@ -257,7 +257,7 @@ class Variable(NamedTuple):
     parse: Callable[[str, str], Any]   # (variable name, text) -> value, or UNSET to keep the default
 
 
-#: Every variable hubhook reads, in the README table's order.
+#: Every variable hubhook reads, in the order of the table in docs/configuration.md.
 ENVIRONMENT: tuple[Variable, ...] = (
     Variable("REDIS_URL", "redis_url", _verbatim),
     Variable("HUBSPOT_CLIENT_SECRET", "client_secrets", _list),

@@ -68,7 +68,7 @@ class HubhookMixin(BookkeepingMixin):
                                    remove_from_intermediate_queue=len(self.queues) == 1)
         job.started_at = job.ended_at = now()
         log.error("refused job %s: %s; it was not run and is in the failed-job registry (whoever wrote it "
-                  "can write to Redis: see the README's Redis security)", job.id, why)
+                  "can write to Redis: see Redis security in docs/deployment.md)", job.id, why)
         self.handle_job_failure(job, queue, started_job_registry=queue.started_job_registry,
                                 exc_string=f"Refused by hubhook: {why}; it was not run", execution=execution)
         recording.flush(self.connection, context.current().config.history_ttl)  # the refused-jobs figure

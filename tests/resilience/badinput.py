@@ -1,5 +1,5 @@
 """The bad-input catalogue as data: one Row per request and the status
-the receiver's contract (README, "The receiver's contract") promises for it.
+the receiver's contract (docs/receiver.md) promises for it.
 
 Kept apart from the test so the rows read as a table. Every body is signed correctly unless the row
 is about the signature, so each row exercises exactly one defect. The receiver runs behind a

@@ -1,6 +1,6 @@
 """The resilience harness: hubhook's real processes on loopback around a Redis the tests may kill.
 
-Two Redis servers per test: the *stack* Redis (AOF on, ``appendfsync everysec`` as the README asks,
+Two Redis servers per test: the *stack* Redis (AOF on, ``appendfsync everysec`` as docs/deployment.md asks,
 fresh directory per test; this is the one scenarios kill) and the session's plain Redis from
 ``tests/conftest.py``, which holds only the handlers' ledger, the outside world's record of what ran.
 The fake HubSpot serves the CRM API from this process. ``stack`` starts ``hubhook web`` and workers
@@ -35,7 +35,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def stack_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    """hubhook's Redis, with persistence as the README's Deployment section prescribes."""
+    """hubhook's Redis, with persistence as docs/deployment.md prescribes."""
     (tmp_path / "redis").mkdir()
     server = RedisProcess(tmp_path / "redis", appendonly=True, fsync="everysec").start()
     yield server

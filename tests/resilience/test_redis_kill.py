@@ -1,6 +1,6 @@
 """Redis is SIGKILLed mid-stream and restarted on the same AOF directory.
 
-The README's deployment advice is ``appendonly yes`` + ``appendfsync everysec``; with it, a Redis
+The deployment advice of docs/deployment.md is ``appendonly yes`` + ``appendfsync everysec``; with it, a Redis
 *process* crash loses nothing the receiver acknowledged, because Redis writes each command to the
 AOF file (the kernel's page cache) before it answers. The receiver must answer 503 (or fail the
 connection) while Redis is down, never 2xx, so HubSpot retries; the workers must reconnect; jobs a

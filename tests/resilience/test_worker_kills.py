@@ -4,7 +4,7 @@ A supervisor (like systemd or Kubernetes) restarts each killed worker. Every eve
 handler; a kill may repeat at most the run the killed worker had in flight (hubhook's workers are
 SimpleWorkers: one job, so one batch of deliveries, at a time), so duplicates are bounded by those
 runs; and everything must be handled within 60 s of the last kill. With ``HUBHOOK_JOB_TIMEOUT=10``
-the README promises an abandoned job runs again within about job_timeout + 45 s = 55 s.
+docs/deployment.md promises an abandoned job runs again within about job_timeout + 45 s = 55 s.
 
 The short tests after it pin, one at a time, the RQ recovery stalls this storm exposed
 (``webhook_service.private_apis.recovery``), so a regression shows up in seconds rather than as a slow storm.

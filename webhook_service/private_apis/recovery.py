@@ -4,7 +4,7 @@
 job past its timeout is killed anyway), and the maintenance pass is ``maintain`` below.
 
 hubhook promises that a killed worker's job runs again within about ``job_timeout + 45`` seconds
-(README, Deployment). RQ's own recovery has four places where a SIGKILL at the wrong moment breaks
+(docs/deployment.md). RQ's own recovery has four places where a SIGKILL at the wrong moment breaks
 that promise; each was found by ``tests/resilience/test_worker_kills.py`` killing a worker every 2 s:
 
 1. The scheduler (forked by one worker, it runs every Retry delay) holds its lock for 61 s. When its

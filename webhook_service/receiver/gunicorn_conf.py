@@ -10,7 +10,7 @@ exits).
 Workers are gevent's (``worker_class``): a connection whose client is slow to send its headers waits
 as a greenlet, not as one of a few threads, so a few hundred slow or idle clients cannot keep HubSpot's
 deliveries or a load balancer's ``/healthz`` waiting. ``worker_connections`` bounds the connections
-each worker holds at once. A proxy with header and body timeouts in front (see the README) is still
+each worker holds at once. A proxy with header and body timeouts in front (see docs/deployment.md) is still
 what bounds how long a slow client may take.
 """
 from __future__ import annotations
