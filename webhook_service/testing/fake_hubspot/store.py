@@ -176,7 +176,8 @@ class Store:
             ids = self._ids[otype.api_name]
             del ids[bisect.bisect_left(ids, int(record.id))]
             self.index(otype).drop(record.id)
-            self._notify([Change("privacyDeletion", otype, record.id), Change("deletion", otype, record.id, {"changeFlag": "DELETED"})])
+            self._notify([Change("privacyDeletion", otype, record.id),
+                          Change("deletion", otype, record.id, {"changeFlag": "DELETED"})])
             return record
 
     def merge(self, otype: ObjectType, primary_id: str, merged_id: str, new_id: str,
