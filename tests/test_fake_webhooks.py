@@ -4,10 +4,13 @@ to HubSpot sees the webhook its own write causes and echo suppression can drop i
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import requests
 
 from webhook_service import Router
+from webhook_service.connection import queue as build_queue
 from webhook_service.testing.fake_hubspot.webhooks import EMIT_HEADER
 
 from .conftest import SECRET, TOKEN, drain, free_port
@@ -162,3 +165,41 @@ def test_a_failed_delivery_is_retried_with_the_next_attempt_number(config, hubsp
     assert last.status == 200 and last.attempt >= 1
     assert {e["attemptNumber"] for e in last.events} == {last.attempt}
     assert [e["eventId"] for e in last.events] == [e["eventId"] for e in first.events]
+
+
+def test_the_standalone_fake_sends_webhooks_with_the_secret_from_the_environment(config, env, tmp_path):
+    # Given the fake started from a shell with --webhook-url and HUBSPOT_CLIENT_SECRET, and hubhook's receiver
+    seen = []
+    router = Router()
+    router.add(lambda e: seen.append((e.object_id, e.subscription_type)), "deal.creation", name="new_deal")
+    port = free_port()
+    with running_receiver(config) as (url, config):
+        fake = subprocess.Popen([sys.executable, "-m", "webhook_service.testing.fake_hubspot", "--port", str(port),
+                                 "--webhook-url", url, "--webhook-subscriptions", "deal.creation"],
+                                env={**env, "HUBSPOT_CLIENT_SECRET": SECRET}, stdout=subprocess.PIPE, text=True)
+        try:
+            assert fake.stdout is not None
+            lines = [fake.stdout.readline(), fake.stdout.readline()]
+            assert lines[0].startswith(f"webhooks of every write go to {url}") and "serving on" in lines[1]
+            # When an app creates a deal through the fake's API
+            deal = requests.post(f"http://127.0.0.1:{port}/crm/v3/objects/deals", json={"properties": {}},
+                                 headers=BEARER).json()["id"]
+            # Then the signed delivery reaches the receiver, and the worker runs the handler
+            wait_until(lambda: build_queue(config).count, 10, "the fake's delivery to be enqueued")
+            drain(config, router)
+        finally:
+            fake.terminate()
+            fake.wait(10)
+    assert seen == [(deal, "deal.creation")]
+
+
+def test_the_standalone_fake_refuses_a_webhook_url_without_a_secret(env):
+    # When the fake is started with --webhook-url but no HUBSPOT_CLIENT_SECRET
+    clean = {k: v for k, v in env.items() if k != "HUBSPOT_CLIENT_SECRET"}
+    done = subprocess.run([sys.executable, "-m", "webhook_service.testing.fake_hubspot", "--port", "0",
+                           "--webhook-url", "http://127.0.0.1:9/webhooks/hubspot"],
+                          env=clean, capture_output=True, text=True, timeout=30)
+    # Then it says, in one line, what to set, and exits non-zero
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["fake HubSpot: --webhook-url needs HUBSPOT_CLIENT_SECRET set to the client "
+                                        "secret your receiver verifies with (export it, then run this again)"]

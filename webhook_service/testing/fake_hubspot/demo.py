@@ -10,10 +10,12 @@ would show it).
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import sys
 import threading
 
+from webhook_service.config import Config
+from webhook_service.errors import HubhookError
 from webhook_service.testing.fake_hubspot.server import FakeHubSpot
 from webhook_service.testing.fake_hubspot.shapes import iso, now_ms
 
@@ -65,7 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app-id", type=int, default=54321, help="appId of the webhooks, and sourceId of API writes")
     parser.add_argument("--portal-id", type=int, default=62515, help="portalId of the webhooks")
     args = parser.parse_args(argv)
-    secret = os.environ.get("HUBSPOT_CLIENT_SECRET", "")
+    try:
+        secrets = Config.from_env().client_secrets   # HUBSPOT_CLIENT_SECRET, the receiver's (first) secret
+    except HubhookError as exc:
+        sys.exit(f"fake HubSpot: {exc}")
+    secret = secrets[0] if secrets else ""
     if args.webhook_url and not secret:
         sys.exit("fake HubSpot: --webhook-url needs HUBSPOT_CLIENT_SECRET set to the client secret your "
                  "receiver verifies with (export it, then run this again)")
@@ -76,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         summary = ", ".join(f"{kind} {' '.join(ids)}" for kind, ids in seeded.items())
         print(f"demo data: {summary}", flush=True)
     if args.webhook_url:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")   # one line per failed delivery
         types = [t.strip() for t in args.webhook_subscriptions.split(",") if t.strip()] \
             if args.webhook_subscriptions else None
         fake.emit_webhooks_to(args.webhook_url, secret, portal_id=args.portal_id, subscriptions=types)
