@@ -86,7 +86,7 @@ class FakeHubSpot:
         self.token_lifetime = 1800
         self.app_id = app_id
         self._limits = RateLimits(search_limit_per_second, burst_limit, daily_limit)
-        self._tokens, self._portals = TokenBook(tokens, oauth_app), Portals(search_lag, self._changed)
+        self._tokens, self._portals = TokenBook(tokens, oauth_app), Portals(search_lag)
         self._emitter: WebhookEmitter | None = None
         if webhook_url is not None:
             if not webhook_secret:
@@ -114,6 +114,7 @@ class FakeHubSpot:
 
     def stop(self) -> None:
         if self._emitter is not None:
+            self._portals.listen(None)
             self._emitter.stop()
             self._emitter = None
         if self._server is not None:
@@ -142,6 +143,7 @@ class FakeHubSpot:
         self._emitter = WebhookEmitter(url, secret, app_id=self.app_id, portal_id=portal_id,
                                        subscriptions=subscriptions, retry_delays=retry_delays, timeout=timeout,
                                        batch_window=batch_window)
+        self._portals.listen(self._changed)
         return self._emitter
 
     @property

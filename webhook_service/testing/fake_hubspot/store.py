@@ -111,7 +111,7 @@ class Store:
             if old is None:
                 bisect.insort(self._ids.setdefault(otype.api_name, []), int(object_id))
             self.index(otype).stage(record)
-            if emit:
+            if emit and self.listener is not None:
                 self._notify(_write_changes(otype, record, old, values))
             return record
 
@@ -287,13 +287,20 @@ def _write_changes(otype: ObjectType, record: Record, old: Record | None, writte
 class Portals:
     """Every portal's Store (created on first use) and the record ids they share."""
 
-    def __init__(self, search_lag: float,
-                 listener: Callable[[int | None, list[Change]], None] | None = None) -> None:
+    def __init__(self, search_lag: float) -> None:
         self.ids = IdAllocator()
-        self._listener = listener
         self._lag = search_lag
         self._stores: dict[int | None, Store] = {}
         self._lock = threading.Lock()
+        self._listener: Callable[[int | None, list[Change]], None] | None = None
+
+    def listen(self, listener: Callable[[int | None, list[Change]], None] | None) -> None:
+        """Tell ``listener`` (portal id, changes) of every change in every portal; None: stop telling.
+        Without one, writes do not even work out their changes (benchmarks write a lot)."""
+        with self._lock:
+            self._listener = listener
+            for portal_id, store in self._stores.items():
+                store.listener = None if listener is None else functools.partial(listener, portal_id)
 
     def get(self, portal_id: int | None) -> Store:
         """The store of one portal; None is the portal of tokens the fake knows no hub id for."""

@@ -151,10 +151,10 @@ class WebhookEmitter:
         if not change_source:
             return
         occurred = time.time_ns() // 1_000_000
-        events = [e for c in changes
-                  if (e := self._event(portal_id, c, occurred, change_source, source_id)) is not None]
-        if events:
-            with self._cond:
+        with self._cond:    # ids are handed out in order, whichever request thread writes
+            events = [e for c in changes
+                      if (e := self._event(portal_id, c, occurred, change_source, source_id)) is not None]
+            if events:
                 self._pending.extend(events)
                 self._cond.notify_all()
 
