@@ -276,6 +276,8 @@ def trigger(subscription_type: str, object_id: str | None, settings: tuple[str, 
         properties = _pairs(settings)
         if object_id is not None and action == "creation":
             raise TriggerError("--id changes an existing object; creation makes a new one: leave --id out")
+        if object_id is not None and count > 1:
+            raise TriggerError(f"--events {count} makes {count} new objects, --id changes one: give one of them")
         if object_id is not None and not object_id.isdigit():
             raise TriggerError(f"--id {object_id!r}: HubSpot record ids are digits")
         config = _config().require_secret()
