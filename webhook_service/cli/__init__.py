@@ -5,6 +5,7 @@
 - ``processes``: ``web``, ``worker``, ``poll``: the Procfile's processes.
 - ``operator``: ``status``, ``inspect``, ``replay``.
 - ``dev``: ``run`` (every process in one terminal), ``send-test-event``.
+- ``trigger``: ``trigger TYPE``: a change in the local HubSpot and the signed webhook HubSpot would send.
 - ``oauth``: ``oauth rekey``.
 
 Every error a user can fix is one line on stderr saying what to do, with exit status 2; nothing

@@ -1,5 +1,5 @@
 """Development commands: ``hubhook run`` (the Procfile's processes in one terminal) and
-``hubhook send-test-event`` (a delivery signed as HubSpot signs it).
+``hubhook send-test-event`` (a delivery signed as HubSpot signs it); ``hubhook trigger`` lives in ``trigger``.
 
 honcho's Manager runs ``hubhook web``, ``hubhook worker`` (one or more) and ``hubhook poll``, prefixes
 each output line with the process name, and when one process exits or Ctrl-C arrives it stops all
@@ -14,12 +14,16 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from webhook_service.cli.shared import _config, handlers_option, require_redis
 from webhook_service.config import Config
 from webhook_service.errors import HubhookError
+
+if TYPE_CHECKING:
+    from requests import PreparedRequest
 
 
 def _hubhook() -> str:
@@ -86,6 +90,28 @@ def run(handlers: str | None, worker_count: int, no_poller: bool, port: int | No
     sys.exit(run_all(handlers=handlers, workers=worker_count, poller=not no_poller, port=port))
 
 
+def signed_request(target: str, events: list[dict], secret: str) -> PreparedRequest:
+    """A POST of ``events`` to ``target`` signed as HubSpot signs it, ready for ``Session.send``."""
+    import requests
+
+    from webhook_service.testing.deliveries import signed_delivery
+
+    try:
+        # HubSpot signs the URL it sends, so sign requests' percent-encoded URL (a space or "ü" in the
+        # query goes out as %20 or %C3%BC), not the one typed.
+        request = requests.Request("POST", target).prepare()
+    except requests.RequestException as exc:
+        raise HubhookError(f"--url {target[:80]!r} is not a URL requests can send ({type(exc).__name__}): "
+                           f"give the full URL, e.g. http://localhost:8000/webhooks/hubspot") from None
+    signed_url = request.url
+    if signed_url is None:  # prepare() always sets it (the stubs type it Optional for an unprepared request)
+        raise HubhookError(f"--url {target[:80]!r}: requests prepared no URL from it")
+    body, headers = signed_delivery(events, secret, signed_url)
+    request.prepare_body(body, None)
+    request.headers.update(headers)
+    return request
+
+
 @click.command("send-test-event")
 @click.argument("subscription_type")
 @click.option("--object-id", type=int, required=True)
@@ -99,7 +125,7 @@ def send_test_event(subscription_type: str, object_id: int, prop: str | None, va
     import requests
 
     from webhook_service.router import check_pattern
-    from webhook_service.testing.deliveries import make_event, signed_delivery
+    from webhook_service.testing.deliveries import make_event
 
     config = _config().require_secret()
     check_pattern(subscription_type)
@@ -107,22 +133,10 @@ def send_test_event(subscription_type: str, object_id: int, prop: str | None, va
         raise click.UsageError("propertyChange events need --property NAME (and usually --value V)")
     target = url or config.webhook_url or f"http://localhost:{config.port}/webhooks/hubspot"
     event = make_event(subscription_type, object_id, portal_id=portal_id, property=prop, value=value)
-    try:
-        # HubSpot signs the URL it sends, so sign requests' percent-encoded URL (a space or "ü" in the
-        # query goes out as %20 or %C3%BC), not the one typed.
-        request = requests.Request("POST", target).prepare()
-    except requests.RequestException as exc:
-        raise HubhookError(f"--url {target[:80]!r} is not a URL requests can send ({type(exc).__name__}): "
-                           f"give the full URL, e.g. http://localhost:8000/webhooks/hubspot") from None
-    signed_url = request.url
-    if signed_url is None:  # prepare() always sets it (the stubs type it Optional for an unprepared request)
-        raise HubhookError(f"--url {target[:80]!r}: requests prepared no URL from it")
-    body, headers = signed_delivery([event], config.client_secrets[0], signed_url)
-    request.prepare_body(body, None)
-    request.headers.update(headers)
+    request = signed_request(target, [event], config.client_secrets[0])
     try:
         with requests.Session() as session:
-            settings = session.merge_environment_settings(signed_url, {}, None, None, None)
+            settings = session.merge_environment_settings(str(request.url), {}, None, None, None)
             response = session.send(request, timeout=10.0, **settings)
     except requests.RequestException as exc:
         raise HubhookError(f"could not reach {target} ({type(exc).__name__}): is `hubhook web` running?") from None

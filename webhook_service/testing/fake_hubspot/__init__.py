@@ -8,6 +8,7 @@
 - ``properties``: each type's property catalogue, so writes of unknown properties or bad numbers
   are refused as HubSpot refuses them.
 - ``store``: one portal's records, archive, merges, associations and threads.
+- ``webhooks``: the signed, batched, retried webhooks a portal sends its app on every write.
 - ``index`` / ``search``: what CRM search can see of a type, and how a search request runs on it.
 - ``shapes`` / ``http``: HubSpot's JSON shapes and error bodies; request parsing.
 - ``demo``: ``python -m webhook_service.testing.fake_hubspot --seed-demo``, a small CRM for ``make demo``.

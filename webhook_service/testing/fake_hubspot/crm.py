@@ -32,7 +32,15 @@ from webhook_service.testing.fake_hubspot.http import (
 )
 from webhook_service.testing.fake_hubspot.properties import Problem, invalid_values_body
 from webhook_service.testing.fake_hubspot.search import search
-from webhook_service.testing.fake_hubspot.shapes import Record, error_body, iso, names_of, now_ms, render
+from webhook_service.testing.fake_hubspot.shapes import (
+    Record,
+    ValidationFailed,
+    error_body,
+    iso,
+    names_of,
+    now_ms,
+    render,
+)
 
 BATCH_LIMIT = 100
 
@@ -68,6 +76,10 @@ def register(app: Flask, tokens: TokenBook, token_lifetime: Callable[[], int]) -
     rule("POST", batch_create, *objects("/batch/create"))
     rule("POST", batch_update, *objects("/batch/update"))
     rule("POST", search_objects, *objects("/search"))
+    rule("DELETE", archive_one, *objects("/<oid>"))
+    rule("POST", batch_archive, *objects("/batch/archive"))
+    rule("POST", merge_two, *objects("/merge"))
+    rule("POST", gdpr_delete, *objects("/gdpr-delete"))
     rule("POST", associations.batch_read, "/crm/v4/associations/<obj>/<to>/batch/read",
          "/crm/associations/<date:ver>/<obj>/<to>/batch/read")
     default_link = "<obj>/<oid>/associations/default/<to>/<to_id>"
@@ -196,6 +208,50 @@ def batch_update(obj: str, ver: str = "") -> Response:
     missing = list(dict.fromkeys(key for key, _ in inputs if key not in found))
     errors = list(refused.values()) + ([missing_error(otype, missing)] if missing else [])
     return batch_response(results, errors, started)
+
+
+def archive_one(obj: str, oid: str, ver: str = "") -> Response:
+    """Move a record to the recycling bin: 204, also for an id that names nothing (HubSpot's answer
+    has no body either way: https://developers.hubspot.com/docs/api-reference/legacy/crm/using-object-apis)."""
+    g.store.archive(object_type(obj), oid, now_ms())
+    return Response(status=204)
+
+
+def batch_archive(obj: str, ver: str = "") -> Response:
+    """Archive up to 100 records by ``{"inputs": [{"id"}]}``: 204."""
+    otype = object_type(obj)
+    for item in batch_inputs(json_body(), BATCH_LIMIT):
+        g.store.archive(otype, str(item.get("id")), now_ms())
+    return Response(status=204)
+
+
+def merge_two(obj: str, ver: str = "") -> Response:
+    """``{"primaryObjectId", "objectIdToMerge"}``: the merged record, under a new id since 2024
+    (https://developers.hubspot.com/changelog/updated-merge-functionality-for-contacts-and-companies)."""
+    otype, body = object_type(obj), json_body()
+    primary, other = str(body.get("primaryObjectId") or ""), str(body.get("objectIdToMerge") or "")
+    if not primary.isdigit() or not other.isdigit():
+        raise ValidationFailed("primaryObjectId and objectIdToMerge must be record ids")
+    record = g.store.merge(otype, primary, other, g.new_id(), now_ms())
+    if record is None:
+        missing = [key for key in (primary, other) if g.store.find(otype, key) is None]
+        if missing:
+            return not_found(missing[0])
+        raise ValidationFailed(f"cannot merge {otype.name} {primary} into itself")
+    return json_response(render(record, otype, record.properties))
+
+
+def gdpr_delete(obj: str, ver: str = "") -> Response:
+    """Permanently delete a contact by ``{"objectId", "idProperty"?}``: 204, or 404 when none matches."""
+    otype, body = object_type(obj), json_body()
+    if otype.api_name != "contacts":
+        return json_response(error_body(f"GDPR delete is for contacts, not {otype.api_name}", "VALIDATION_ERROR"),
+                             400)
+    key = str(body.get("objectId") or "")
+    found = g.store.find_many(otype, [key], id_property=body.get("idProperty"))
+    if key not in found or g.store.purge(otype, found[key].id) is None:
+        return not_found(key)
+    return Response(status=204)
 
 
 def get_thread(tid: str, ver: str = "") -> Response:

@@ -2,13 +2,20 @@
 
     python -m webhook_service.testing.fake_hubspot --port 8900 --seed-demo
 
-Point hubhook at it with ``HUBSPOT_API_BASE_URL=http://127.0.0.1:8900`` and any bearer token.
+Point hubhook at it with ``HUBSPOT_API_BASE_URL=http://127.0.0.1:8900`` and any bearer token. With
+``--webhook-url URL`` every later write (the demo data is not one) is sent to URL as a signed webhook,
+with the client secret read from ``HUBSPOT_CLIENT_SECRET`` (never from the command line, where ``ps``
+would show it).
 """
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 import threading
 
+from webhook_service.config import Config
+from webhook_service.errors import HubhookError
 from webhook_service.testing.fake_hubspot.server import FakeHubSpot
 from webhook_service.testing.fake_hubspot.shapes import iso, now_ms
 
@@ -52,13 +59,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--search-lag", type=float, default=0.0,
                         help="seconds before a write shows in search")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--webhook-url", help="send the webhooks of every write to this URL, signed with "
+                                              "$HUBSPOT_CLIENT_SECRET")
+    parser.add_argument("--webhook-subscriptions", metavar="TYPES",
+                        help="comma-separated subscription types to send (default: all), e.g. "
+                             "deal.creation,contact.propertyChange")
+    parser.add_argument("--app-id", type=int, default=54321, help="appId of the webhooks, and sourceId of API writes")
+    parser.add_argument("--portal-id", type=int, default=62515, help="portalId of the webhooks")
     args = parser.parse_args(argv)
+    try:
+        secrets = Config.from_env().client_secrets   # HUBSPOT_CLIENT_SECRET, the receiver's (first) secret
+    except HubhookError as exc:
+        sys.exit(f"fake HubSpot: {exc}")
+    secret = secrets[0] if secrets else ""
+    if args.webhook_url and not secret:
+        sys.exit("fake HubSpot: --webhook-url needs HUBSPOT_CLIENT_SECRET set to the client secret your "
+                 "receiver verifies with (export it, then run this again)")
     fake = FakeHubSpot(host=args.host, port=args.port, latency=args.latency,
-                       search_lag=args.search_lag).start()
+                       search_lag=args.search_lag, app_id=args.app_id).start()
     if args.seed_demo:
         seeded = seed_demo(fake)
         summary = ", ".join(f"{kind} {' '.join(ids)}" for kind, ids in seeded.items())
         print(f"demo data: {summary}", flush=True)
+    if args.webhook_url:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")   # one line per failed delivery
+        types = [t.strip() for t in args.webhook_subscriptions.split(",") if t.strip()] \
+            if args.webhook_subscriptions else None
+        fake.emit_webhooks_to(args.webhook_url, secret, portal_id=args.portal_id, subscriptions=types)
+        print(f"webhooks of every write go to {args.webhook_url} (app {args.app_id}, portal {args.portal_id})",
+              flush=True)
     print(f"fake HubSpot serving on {fake.url} (any bearer token accepted); Ctrl-C stops it", flush=True)
     try:
         threading.Event().wait()

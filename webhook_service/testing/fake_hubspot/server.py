@@ -14,6 +14,10 @@ shipped and routes the fake lacks (404 saying which), private-app calls past the
 DAILY), token requests from another app (400). Rate-limit headers follow the token kind: private-app
 tokens (static ones) get the daily headers, the fake's OAuth tokens do not.
 
+Given a target (``webhook_url=``/``webhook_secret=``, or ``emit_webhooks_to``), it also sends the signed
+webhooks a portal sends its app on every write, through the API or the helpers below (see
+``fake_hubspot.webhooks``); the fake-only header ``X-Fake-HubSpot-Emit: none`` silences one request.
+
     python -m webhook_service.testing.fake_hubspot --port 8900 --seed-demo
 """
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -44,6 +49,13 @@ from webhook_service.testing.fake_hubspot.shapes import (
     render,
 )
 from webhook_service.testing.fake_hubspot.store import Portals
+from webhook_service.testing.fake_hubspot.webhooks import (
+    EMIT_HEADER,
+    RETRY_DELAYS,
+    Change,
+    WebhookEmitter,
+    acting_as,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +80,18 @@ class FakeHubSpot:
                  latency: float = 0.0, search_lag: float = 0.0, search_limit_per_second: int | None = 5,
                  burst_limit: tuple[int, float] | None = None,
                  daily_limit: int | None = RateLimits.PRIVATE_APP_DAILY,
-                 oauth_app: OAuthApp | None = None) -> None:
+                 oauth_app: OAuthApp | None = None, webhook_url: str | None = None,
+                 webhook_secret: str | None = None, app_id: int = 54321, **webhook_options: Any) -> None:
         self.host, self.port, self.latency = host, port, latency
         self.token_lifetime = 1800
+        self.app_id = app_id
         self._limits = RateLimits(search_limit_per_second, burst_limit, daily_limit)
         self._tokens, self._portals = TokenBook(tokens, oauth_app), Portals(search_lag)
+        self._emitter: WebhookEmitter | None = None
+        if webhook_url is not None:
+            if not webhook_secret:
+                raise ValueError("webhook_url needs webhook_secret: the app's client secret that signs deliveries")
+            self.emit_webhooks_to(webhook_url, webhook_secret, **webhook_options)
         self._faults = Faults()
         self._lock = threading.Lock()
         self._calls: list[Call] = []
@@ -94,6 +113,10 @@ class FakeHubSpot:
         return self
 
     def stop(self) -> None:
+        if self._emitter is not None:
+            self._portals.listen(None)
+            self._emitter.stop()
+            self._emitter = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -104,6 +127,35 @@ class FakeHubSpot:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- webhooks ------------------------------------------------------------------------------
+    def emit_webhooks_to(self, url: str, secret: str, *, portal_id: int = 62515,
+                         subscriptions: Iterable[str] | None = None, retry_delays: Iterable[float] = RETRY_DELAYS,
+                         timeout: float = 5.0, batch_window: float = 0.05) -> WebhookEmitter:
+        """Send every later write's webhooks to ``url``, signed with ``secret``, as app ``app_id``.
+
+        ``portal_id`` is the ``portalId`` of the default portal (the one of plain bearer tokens);
+        ``subscriptions`` limits the subscription types sent (``deal.creation``, ``object.creation``,
+        ``p_cars.creation``; default: all); ``retry_delays`` are the waits before each retry of a
+        failed delivery (HubSpot's ten retries over 24 hours, scaled down; ``()`` for none)."""
+        if self._emitter is not None:
+            self._emitter.stop()
+        self._emitter = WebhookEmitter(url, secret, app_id=self.app_id, portal_id=portal_id,
+                                       subscriptions=subscriptions, retry_delays=retry_delays, timeout=timeout,
+                                       batch_window=batch_window)
+        self._portals.listen(self._changed)
+        return self._emitter
+
+    @property
+    def webhooks(self) -> WebhookEmitter:
+        """The emitter (``deliveries``, ``events``, ``wait_idle()``); RuntimeError when none is set."""
+        if self._emitter is None:
+            raise RuntimeError("this fake HubSpot emits no webhooks: pass webhook_url= or call emit_webhooks_to()")
+        return self._emitter
+
+    def _changed(self, portal_id: int | None, changes: list[Change]) -> None:
+        if self._emitter is not None:
+            self._emitter.record(portal_id, changes)
 
     # -- data ----------------------------------------------------------------------------------
     def add(self, object_type: str, object_id: str | int | None = None, properties: dict | None = None, *,
@@ -141,6 +193,14 @@ class FakeHubSpot:
         store = self._portals.holding(object_type, object_id, portal_id)
         if store.archive(lookup(object_type), str(object_id), now_ms()) is None:
             raise KeyError(f"{object_type}/{object_id} does not exist or is already archived")
+
+    def restore(self, object_type: str, object_id: str | int, *, portal_id: int | None = None) -> dict:
+        """Take a record out of the recycling bin, as HubSpot's UI does; returns it."""
+        otype, store = lookup(object_type), self._portals.holding(object_type, object_id, portal_id)
+        record = store.restore(otype, str(object_id))
+        if record is None:
+            raise KeyError(f"{object_type}/{object_id} is not in the recycling bin")
+        return render(record, otype, record.properties)
 
     def merge(self, object_type: str, primary_id: str | int, merged_id: str | int, *,
               portal_id: int | None = None) -> str:
@@ -230,6 +290,7 @@ class FakeHubSpot:
         crm.register(app, self._tokens, lambda: self.token_lifetime)
         app.before_request(self._gate)
         app.after_request(self._record)
+        app.teardown_request(self._forget_actor)
         app.register_error_handler(ValidationFailed,
                                    lambda e: (jsonify(error_body(str(e), "VALIDATION_ERROR")), 400))
         app.register_error_handler(HTTPException, _http_error)
@@ -254,6 +315,9 @@ class FakeHubSpot:
             return None
         if failed:
             return jsonify(auth_error(failed)), 401
+        emit = request.headers.get(EMIT_HEADER, "").strip().lower() != "none"
+        g.actor = acting_as("INTEGRATION", str(self.app_id), emit=emit)   # API writes are the app's
+        g.actor.__enter__()
         g.store, g.oauth = self._portals.get(g.portal), self._tokens.is_oauth(g.token)
         search = request.method == "POST" and request.path.endswith("/search")
         window = self._limits.window(g.portal, search)
@@ -263,6 +327,12 @@ class FakeHubSpot:
         if not g.oauth and not self._limits.take_daily(g.portal):
             return jsonify(rate_limit_body(*RateLimits.DAILY)), 429
         return None
+
+    @staticmethod
+    def _forget_actor(error: BaseException | None) -> None:
+        actor = g.pop("actor", None)
+        if actor is not None:
+            actor.__exit__(None, None, None)
 
     def _record(self, response: Response) -> Response:
         """Add the rate-limit headers HubSpot sends (never on search) and remember the call."""

@@ -7,8 +7,9 @@ HTTP routes and FakeHubSpot's test helpers agree on it.
 from __future__ import annotations
 
 import bisect
+import functools
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +17,7 @@ from webhook_service.objects import ObjectType, lookup
 from webhook_service.testing.fake_hubspot.index import SearchIndex
 from webhook_service.testing.fake_hubspot.properties import PropertyCatalogue
 from webhook_service.testing.fake_hubspot.shapes import Record, as_property, created_property
+from webhook_service.testing.fake_hubspot.webhooks import Change
 from webhook_service.timestamps import parse_ms_or_none
 
 #: HubSpot-defined default association type ids; pairs not listed get 1 (table in
@@ -68,6 +70,12 @@ class Store:
         self._merged_into: dict[str, dict[str, str]] = {}
         self._links: dict[tuple[str, str], dict[str, dict[str, Types]]] = {}
         self._indexes: dict[str, SearchIndex] = {}
+        #: Told every change a webhook subscription could see (the fake's WebhookEmitter, when it has one).
+        self.listener: Callable[[list[Change]], None] | None = None
+
+    def _notify(self, changes: list[Change]) -> None:
+        if self.listener is not None and changes:
+            self.listener(changes)
 
     def index(self, otype: ObjectType) -> SearchIndex:
         """The search index of one type (created on first use)."""
@@ -77,7 +85,7 @@ class Store:
             return self._indexes[otype.api_name]
 
     def write(self, otype: ObjectType, object_id: str, properties: dict[str, Any], *, at_ms: int,
-              source: str, created_ms: int | None = None, new: bool = False) -> Record:
+              source: str, created_ms: int | None = None, new: bool = False, emit: bool = True) -> Record:
         """Store a new version of a record (or its first one, when ``new``) and stage it for search.
 
         The derived properties (id, create and modified dates) are not stored: they are the record's
@@ -103,6 +111,8 @@ class Store:
             if old is None:
                 bisect.insort(self._ids.setdefault(otype.api_name, []), int(object_id))
             self.index(otype).stage(record)
+            if emit and self.listener is not None:
+                self._notify(_write_changes(otype, record, old, values))
             return record
 
     def find_many(self, otype: ObjectType, keys: Iterable[str], *, archived: bool = False,
@@ -140,7 +150,35 @@ class Store:
             archived = replace(record, archived_ms=at_ms)
             self._records[otype.api_name][record.id] = archived
             self.index(otype).drop(record.id)
+            self._notify([Change("deletion", otype, record.id, {"changeFlag": "DELETED"})])
             return archived
+
+    def restore(self, otype: ObjectType, object_id: str) -> Record | None:
+        """Take a record out of the recycling bin (HubSpot's UI can, within 90 days)."""
+        with self.lock:
+            record = self.find(otype, object_id, archived=True)
+            if record is None:
+                return None
+            restored = replace(record, archived_ms=None)
+            self._records[otype.api_name][record.id] = restored
+            self.index(otype).stage(restored)
+            self._notify([Change("restore", otype, record.id)])
+            return restored
+
+    def purge(self, otype: ObjectType, object_id: str) -> Record | None:
+        """GDPR delete: the record is gone for good, archived reads included; HubSpot sends a
+        privacyDeletion and a deletion event (https://developers.hubspot.com/docs/api/webhooks)."""
+        with self.lock:
+            record = self.find(otype, object_id) or self.find(otype, object_id, archived=True)
+            if record is None:
+                return None
+            del self._records[otype.api_name][record.id]
+            ids = self._ids[otype.api_name]
+            del ids[bisect.bisect_left(ids, int(record.id))]
+            self.index(otype).drop(record.id)
+            self._notify([Change("privacyDeletion", otype, record.id),
+                          Change("deletion", otype, record.id, {"changeFlag": "DELETED"})])
+            return record
 
     def merge(self, otype: ObjectType, primary_id: str, merged_id: str, new_id: str,
               at_ms: int) -> Record | None:
@@ -166,8 +204,13 @@ class Store:
                     moved[old] = new_id
             moved.update(dict.fromkeys(olds, new_id))
             self._move_links(otype.api_name, olds, new_id)
-            return self.write(otype, new_id, properties, at_ms=at_ms, source="CRM_UI", new=True,
-                              created_ms=min(primary.created_ms, merged.created_ms))
+            record = self.write(otype, new_id, properties, at_ms=at_ms, source="CRM_UI", new=True,
+                                created_ms=min(primary.created_ms, merged.created_ms), emit=False)
+            moved_count = len(set(merged.properties) - set(primary.properties))
+            self._notify([Change("merge", otype, primary.id, {
+                "primaryObjectId": int(primary.id), "mergedObjectIds": [int(merged.id)],
+                "newObjectId": int(new_id), "numberOfPropertiesMoved": moved_count})])
+            return record
 
     def _move_links(self, api_name: str, olds: tuple[str, ...], new_id: str) -> None:
         for (source, target), table in self._links.items():
@@ -185,7 +228,11 @@ class Store:
                   type_id: int | None = None, label: str | None = None) -> None:
         """Link two records both ways with the default types; ``type_id`` adds a labeled type one way."""
         with self.lock:
+            linked = self.links(from_type, to_type, from_id)
             forward = self._link(from_type.api_name, from_id, to_type.api_name, to_id)
+            if all(str(other) != str(to_id) for other, _ in linked):
+                self._notify([Change("associationChange", from_type, from_id, {"to": to_type, "to_id": to_id}),
+                              Change("associationChange", to_type, to_id, {"to": from_type, "to_id": from_id})])
             if type_id is not None and all(t["typeId"] != type_id for t in forward):
                 category = "HUBSPOT_DEFINED" if type_id in _HUBSPOT_DEFINED else "USER_DEFINED"
                 forward.append({"category": category, "typeId": type_id, "label": label})
@@ -225,6 +272,18 @@ class Store:
             return out[:limit], (out[limit].id if len(out) > limit else None)
 
 
+def _write_changes(otype: ObjectType, record: Record, old: Record | None, written: dict[str, str]) -> list[Change]:
+    """A creation (with a propertyChange per property it was given), or one propertyChange per
+    property whose value the write changed ("" when it cleared it)."""
+    if old is None:
+        return [Change("creation", otype, record.id, {"changeFlag": "CREATED"}),
+                *(Change("propertyChange", otype, record.id, {"propertyName": name, "propertyValue": value})
+                  for name, value in record.properties.items())]
+    return [Change("propertyChange", otype, record.id, {"propertyName": name, "propertyValue": value})
+            for name in written
+            if (value := record.properties.get(name, "")) != old.properties.get(name, "")]
+
+
 class Portals:
     """Every portal's Store (created on first use) and the record ids they share."""
 
@@ -233,12 +292,23 @@ class Portals:
         self._lag = search_lag
         self._stores: dict[int | None, Store] = {}
         self._lock = threading.Lock()
+        self._listener: Callable[[int | None, list[Change]], None] | None = None
+
+    def listen(self, listener: Callable[[int | None, list[Change]], None] | None) -> None:
+        """Tell ``listener`` (portal id, changes) of every change in every portal; None: stop telling.
+        Without one, writes do not even work out their changes (benchmarks write a lot)."""
+        with self._lock:
+            self._listener = listener
+            for portal_id, store in self._stores.items():
+                store.listener = None if listener is None else functools.partial(listener, portal_id)
 
     def get(self, portal_id: int | None) -> Store:
         """The store of one portal; None is the portal of tokens the fake knows no hub id for."""
         with self._lock:
             if portal_id not in self._stores:
-                self._stores[portal_id] = Store(self._lag)
+                store = self._stores[portal_id] = Store(self._lag)
+                if self._listener is not None:
+                    store.listener = functools.partial(self._listener, portal_id)
             return self._stores[portal_id]
 
     def holding(self, object_type: str, object_id: str | int, portal_id: int | None) -> Store:
