@@ -76,13 +76,18 @@ def note_unmatched(handlers: Sequence[Handler], item: ObjectChanges, source: str
 
 def filtered_out(handlers: Sequence[Handler], item: ObjectChanges) -> list[dict[str, Any]]:
     """For each handler of the type and action of some change of ``item`` that took none of them: the
-    filter that skipped the latest such change, and that change."""
+    filter that skipped the latest such change (the latest of its own property first: "to='4'" says
+    more than "property='hs_pipeline_stage'"), and that change."""
     out = []
     for handler in handlers:
         near = [c for c in item.changes if handler.of_kind(c)]
-        reason = handler.filtered_by(near[-1]) if near else None
-        if reason is not None and not any(handler.matches(c) for c in near):
-            out.append(_skip(handler.name, reason, near[-1]))
+        if not near or any(handler.matches(c) for c in near):
+            continue
+        own = [c for c in near if handler.property_name and c.get("propertyName") == handler.property_name]
+        change = (own or near)[-1]
+        reason = handler.filtered_by(change)
+        if reason is not None:
+            out.append(_skip(handler.name, reason, change))
     return out
 
 
