@@ -45,8 +45,14 @@ from jobs.hubspot.client import HubSpotClient
 from jobs.poller.polled_types import Stream
 from jobs.poller.reconcile import POLL_SOURCE
 from webhook_service import keys
+from webhook_service.errors import HubSpotAPIError
 from webhook_service.filters import HISTORY_ORIGIN, ORIGIN_FIELD, PREVIOUS_FIELD
 from webhook_service.timestamps import parse_ms_or_none
+
+
+class HistoryReadFailed(RuntimeError):
+    """HubSpot refused a history read the search before it implies it should answer: the page is not
+    committed, and the poller retries it with backoff (a 400 on a search would stop polling the type)."""
 
 
 class Marks:
@@ -112,8 +118,13 @@ def collect(client: HubSpotClient, marks: Marks, stream: Stream, object_ids: Ite
     ids = list(dict.fromkeys(str(i) for i in object_ids))
     if not ids or not stream.watched:
         return [], {}
-    records = client.batch_read(stream.otype.api_name, ids, list(stream.watched), portal_id=stream.portal or None,
-                                history=stream.watched)
+    try:
+        records = client.batch_read(stream.otype.api_name, ids, list(stream.watched),
+                                    portal_id=stream.portal or None, history=stream.watched)
+    except HubSpotAPIError as exc:
+        if exc.status in (400, 404):  # not "HubSpot does not know this type" (the search said it does)
+            raise HistoryReadFailed(f"reading the history of {', '.join(stream.watched)} failed: {exc}") from exc
+        raise
     known = marks.get(ids)
     events: list[dict] = []
     advanced: dict[str, int] = {}
