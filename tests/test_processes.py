@@ -235,14 +235,15 @@ def test_web_listens_only_on_the_address_it_is_given(stack_env):
 @pytest.mark.parametrize("args", [["worker", "--burst"], ["poll", "--once"], ["run"]])
 def test_a_property_handler_on_a_type_nothing_can_deliver_stops_the_process_with_the_reason(env, tmp_path, args):
     # Given a handler watching one conversation property, while conversations are not sent by webhook
-    # (the default) and cannot be polled (no CRM search for threads)
+    # (HUBHOOK_WEBHOOK_TYPES leaves them out) and cannot be polled (no CRM search for threads)
     (tmp_path / "thread_hooks.py").write_text(
         "from webhook_service import Router\n\nrouter = Router()\n\n\n"
         "@router.on('conversation.propertyChange', property='status', to='CLOSED')\n"
         "def thread_closed(event):\n    pass\n")
     # When a process starts with it
     result = subprocess.run([sys.executable, "-m", "webhook_service.cli", *args],
-                            env={**env, "HUBHOOK_HANDLERS": "thread_hooks:router", "PORT": str(free_port())},
+                            env={**env, "HUBHOOK_HANDLERS": "thread_hooks:router", "PORT": str(free_port()),
+                                 "HUBHOOK_WEBHOOK_TYPES": "contact,deal"},
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     # Then it stops at once with one line naming the handler, why it could never fire, and the fix
     line = one_line_error(result)
