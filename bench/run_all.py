@@ -28,7 +28,8 @@ BENCHES = [
     ("api_calls.py", [], 60),
     ("quota.py", [], 150),
     ("stream.py", [], 90),
-    ("poller.py", ["--records", "100000"], 180),  # 100k records: >= 100 s at the 1,000/s ceiling
+    ("poller.py", ["--records", "100000"], 180),
+    ("polled_history.py", [], 120),  # 100k records: >= 100 s at the 1,000/s ceiling
     ("receiver.py", [], 150),
     ("ack_latency.py", ["--seconds", "15"], 120),
     ("latency.py", [], 80),

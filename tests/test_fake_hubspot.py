@@ -327,6 +327,28 @@ def test_writes_from_the_api_are_visible_with_integration_history(fake):
     assert deals["results"][0]["to"][0]["toObjectId"] == int(created.json()["id"])
 
 
+def test_batch_read_serves_property_history_as_hubspot_does(fake):
+    # Given a ticket created in stage 1 in the UI, moved to 2 in the UI, then cleared and set again by the API
+    ticket, api = fake.add("tickets", 5, {"hs_pipeline_stage": "1"}, modified_at_ms=1_700_000_000_000)["id"], Api(fake)
+    fake.update("tickets", ticket, {"hs_pipeline_stage": "2"}, modified_at_ms=1_700_000_001_000)
+    api.patch(f"/crm/v3/objects/tickets/{ticket}", json={"properties": {"hs_pipeline_stage": ""}})
+    api.patch(f"/crm/v3/objects/tickets/{ticket}", json={"properties": {"hs_pipeline_stage": "3"}})
+    # When it is read in a batch with the stage's history
+    body = api.batch("/crm/v3/objects/tickets/batch/read", [ticket], properties=["hs_pipeline_stage"],
+                     propertiesWithHistory=["hs_pipeline_stage"]).json()
+    # Then the history is newest first, one ValueWithTimestamp per change: value (a clear is ""), ISO
+    # timestamp, sourceType, and for the UI's changes the user as sourceId and updatedByUserId
+    entries = body["results"][0]["propertiesWithHistory"]["hs_pipeline_stage"]
+    assert [(e["value"], e["sourceType"]) for e in entries] == [
+        ("3", "INTEGRATION"), ("", "INTEGRATION"), ("2", "CRM_UI"), ("1", "CRM_UI")]
+    assert [e["timestamp"] for e in entries[2:]] == ["2023-11-14T22:13:21.000Z", "2023-11-14T22:13:20.000Z"]
+    assert entries[3]["sourceId"] == f"userId:{entries[3]['updatedByUserId']}" and "sourceId" not in entries[0]
+    # And a batch read with history takes at most 50 inputs, as HubSpot's
+    refused = api.batch("/crm/v3/objects/tickets/batch/read", range(1, 52), propertiesWithHistory=["subject"])
+    assert refused.status_code == 400 and "property histories is 50" in refused.json()["message"]
+    assert api.batch("/crm/v3/objects/tickets/batch/read", range(1, 52), properties=["subject"]).status_code == 207
+
+
 def test_writes_refuse_unknown_properties_and_bad_numbers_with_hubspots_400(fake):
     # Given a contact and a deal; the portal has HubSpot's default properties and nothing else
     contact, deal, api = fake.add("contacts")["id"], fake.add("deals")["id"], Api(fake)

@@ -38,6 +38,7 @@ def test_key_names_keep_their_values():
     assert keys.rate_pause("62515", search=True) == "hubhook:rate:pause:62515:search"
     assert keys.POLLER_LEADER == "hubhook:poller:leader"
     assert keys.POLLER_CURSORS == "hubhook:poller:cursor:*"
+    assert keys.poller_property_marks(0, "ticket") == "hubhook:poller:props:0:ticket"
     assert keys.poller_cursor(62515, "ticket", "search") == "hubhook:poller:cursor:62515:ticket:search"
     assert keys.poller_seen(62515, "ticket", "archive") == "hubhook:poller:seen:62515:ticket:archive"
     assert keys.poller_webhook_notes(62515, "deal") == "hubhook:poller:webhook:62515:deal"

@@ -233,17 +233,19 @@ def test_web_listens_only_on_the_address_it_is_given(stack_env):
 
 
 @pytest.mark.parametrize("args", [["worker", "--burst"], ["poll", "--once"], ["run"]])
-def test_a_property_handler_on_a_polled_type_stops_the_process_with_the_reason_and_the_fix(env, tmp_path, args):
-    # Given a handler watching one ticket property while tickets are polled (the default)
-    (tmp_path / "ticket_hooks.py").write_text(
+def test_a_property_handler_on_a_type_nothing_can_deliver_stops_the_process_with_the_reason(env, tmp_path, args):
+    # Given a handler watching one conversation property, while conversations are not sent by webhook
+    # (HUBHOOK_WEBHOOK_TYPES leaves them out) and cannot be polled (no CRM search for threads)
+    (tmp_path / "thread_hooks.py").write_text(
         "from webhook_service import Router\n\nrouter = Router()\n\n\n"
-        "@router.on('ticket.propertyChange', property='hs_pipeline_stage', to='4')\n"
-        "def stage_closed(event):\n    pass\n")
+        "@router.on('conversation.propertyChange', property='status', to='CLOSED')\n"
+        "def thread_closed(event):\n    pass\n")
     # When a process starts with it
     result = subprocess.run([sys.executable, "-m", "webhook_service.cli", *args],
-                            env={**env, "HUBHOOK_HANDLERS": "ticket_hooks:router", "PORT": str(free_port())},
+                            env={**env, "HUBHOOK_HANDLERS": "thread_hooks:router", "PORT": str(free_port()),
+                                 "HUBHOOK_WEBHOOK_TYPES": "contact,deal"},
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     # Then it stops at once with one line naming the handler, why it could never fire, and the fix
     line = one_line_error(result)
-    assert "'ticket_hooks.stage_closed'" in line and "ticket is polled" in line
-    assert "HUBHOOK_WEBHOOK_TYPES" in line and "compare event.record yourself" in line
+    assert "'thread_hooks.thread_closed'" in line and "no CRM search or property history" in line
+    assert "add conversation to HUBHOOK_WEBHOOK_TYPES" in line

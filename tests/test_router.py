@@ -74,7 +74,12 @@ def test_object_types_lists_concrete_types_for_the_poller():
     ("ticket.propertyChange", {"property": "hs_pipeline_stage", "from_": "1"}, "deal,tickets"),
     ("ticket.*", {"properties": ["subject"]}, "deal"),
     ("object.propertyChange", {"property": "subject"}, "deal"),
-    ("conversation.propertyChange", {"property": "status"}, "deal"),
+    ("conversation.propertyChange", {"property": "status"}, "deal,conversation"),
+    # polled types: the poller reads the watched properties' history (jobs.poller.property_changes)
+    ("ticket.propertyChange", {"property": "hs_pipeline_stage"}, "contact,deal"),
+    ("ticket.propertyChange", {"property": "hs_pipeline_stage", "from_": "1", "to": "4"}, "contact,deal"),
+    ("line_item.propertyChange", {"property": "quantity", "to": "2"}, "deal"),
+    ("p_widgets.propertyChange", {"property": "size"}, "deal"),
 ])
 def test_handlers_that_can_fire_under_the_config_pass_the_check(pattern, options, webhook_types):
     router = Router()
@@ -83,19 +88,21 @@ def test_handlers_that_can_fire_under_the_config_pass_the_check(pattern, options
 
 
 @pytest.mark.parametrize("options, shown", [
-    ({"property": "hs_pipeline_stage"}, "property="),
-    ({"property": "hs_pipeline_stage", "to": "4"}, "property=/to="),
-    ({"property": "hs_pipeline_stage", "from_": "1", "to": "4"}, "property=/to=/from_="),
+    ({"property": "status"}, "property="),
+    ({"property": "status", "to": "CLOSED"}, "property=/to="),
+    ({"property": "status", "from_": "OPEN", "to": "CLOSED"}, "property=/to=/from_="),
 ])
-def test_a_property_handler_on_a_polled_type_fails_the_check_with_the_reason_and_the_fix(options, shown):
-    # Given a ticket handler watching one property, and tickets polled (not in HUBHOOK_WEBHOOK_TYPES)
+def test_a_property_handler_on_a_type_the_poller_cannot_walk_fails_the_check_with_the_reason(options, shown):
+    # Given a conversation handler watching one property, and conversations not sent by webhook: threads
+    # have no CRM search and no property history, so the poller cannot see them change
     router = Router()
-    router.add(handler, "ticket.propertyChange", name="stage_moved", **options)
+    router.add(handler, "conversation.propertyChange", name="thread_closed", **options)
     config = Config.from_env({"HUBHOOK_WEBHOOK_TYPES": "contact,deal"})
-    # When a process checks its router against its config, then it refuses, naming what and why
+    # When a process checks its router against its config, then it refuses, naming what, why and the fix
     with pytest.raises(RegistrationError) as raised:
         router.check_against(config)
     message = str(raised.value)
-    assert "'stage_moved'" in message and f"uses {shown} on 'ticket.propertyChange'" in message
-    assert "ticket is polled (not in HUBHOOK_WEBHOOK_TYPES=contact,deal)" in message
-    assert "add ticket to HUBHOOK_WEBHOOK_TYPES" in message and "compare event.record yourself" in message
+    assert "'thread_closed'" in message and f"uses {shown} on 'conversation.propertyChange'" in message
+    assert "conversation is not in HUBHOOK_WEBHOOK_TYPES=contact,deal" in message
+    assert "no CRM search or property history" in message
+    assert "add conversation to HUBHOOK_WEBHOOK_TYPES" in message

@@ -10,6 +10,8 @@ the handler testing kit (``webhook_service.testing``), so a test sees exactly wh
   ``userId:123``).
 - ``from_=``: HubSpot's event carries only the new value. The old one is read from the record's
   ``propertiesWithHistory``, which the enrichment asks for only when some handler uses ``from_=``.
+  The poller's propertyChange events of polled types (``jobs.poller.property_changes``) are made from
+  that history already, so they carry the old value (``previousValue``) and need no second read.
 """
 from __future__ import annotations
 
@@ -17,6 +19,13 @@ from collections.abc import Iterable
 
 from webhook_service.timestamps import parse_ms_or_none
 
+#: The previous value, on propertyChange events the poller made from ``propertiesWithHistory`` (None:
+#: the property had no value before, or the history no longer reaches back that far).
+PREVIOUS_FIELD = "previousValue"
+#: Marks the poller's propertyChange events of polled types (``ORIGIN_FIELD: HISTORY_ORIGIN``): only
+#: ``property=`` handlers take them, so handlers without one see polled types exactly as before.
+ORIGIN_FIELD = "hubhookOrigin"
+HISTORY_ORIGIN = "propertiesWithHistory"
 #: A history entry up to this long after ``occurredAt`` still counts as the change itself (clock skew).
 SAME_CHANGE_MS = 1000
 
@@ -56,6 +65,8 @@ def old_value(record: dict | None, change: dict) -> str | None:
     newest one not after ``occurredAt`` (plus SAME_CHANGE_MS) whose value is the event's new value,
     else the newest one not after it; the old value is the entry right before it in time.
     """
+    if PREVIOUS_FIELD in change:  # made from the history by the poller: the old value travels with it
+        return change[PREVIOUS_FIELD]
     name = change.get("propertyName")
     entries = ((record or {}).get("propertiesWithHistory") or {}).get(name) or []
     timed = sorted(((parse_ms_or_none(e.get("timestamp")), e.get("value"))

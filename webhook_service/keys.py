@@ -117,6 +117,12 @@ def poller_webhook_notes(portal: int | str, object_type: str) -> str:
     return key("poller", "webhook", portal, object_type)
 
 
+def poller_property_marks(portal: int | str, object_type: str) -> str:
+    """Per object, the newest property-history time already turned into propertyChange events, a sorted
+    set trimmed with the seen set (no TTL; ``jobs.poller.property_changes``)."""
+    return key("poller", "props", portal, object_type)
+
+
 #: Portals with webhook notes, a set (same TTL as the notes; ``jobs.poller.reconcile``).
 POLLER_WEBHOOK_PORTALS = key("poller", "webhook", "portals")
 

@@ -52,19 +52,36 @@ class Handler:
 
     def matches(self, change: dict) -> bool:
         """True when a validated HubSpot event should reach this handler."""
+        return self.of_kind(change) and self.filtered_by(change) is None
+
+    def of_kind(self, change: dict) -> bool:
+        """True when ``change`` is of this handler's object type and action, before its ``property=``
+        and ``to=`` filters (which ``filtered_by`` names)."""
         name = object_name(change)
         if name is None:  # the receiver drops these; a job enqueued before it did must not route them
             return False
+        if self.property_name is None and change.get(filters.ORIGIN_FIELD) == filters.HISTORY_ORIGIN:
+            return False  # the poller made it for property= handlers; the others get its polled event
         if self.pattern == "*":
             return True
         raw = change["subscriptionType"]
         prefix, action = self.pattern.split(".", 1)
         names = {raw.split(".", 1)[0], name}
-        if prefix not in names or (action != "*" and raw.split(".", 1)[1] != action):
-            return False
+        return prefix in names and (action == "*" or raw.split(".", 1)[1] == action)
+
+    def filtered_by(self, change: dict) -> str | None:
+        """The filter that keeps ``change`` from this handler, as written (``to='closedwon'``), or None
+        when neither ``property=`` nor ``to=`` does; ``hubhook inspect`` shows it."""
         if self.property_name is not None and change.get("propertyName") != self.property_name:
-            return False
-        return self.to_values is None or change.get("propertyValue") in self.to_values
+            return f"property={self.property_name!r}"
+        if self.to_values is not None and change.get("propertyValue") not in self.to_values:
+            return f"to={shown(self.to_values)}"
+        return None
+
+
+def shown(values: frozenset[str]) -> str:
+    """``to=``/``from_=`` values as a user wrote them: ``'closedwon'`` or ``['closedlost', 'closedwon']``."""
+    return repr(next(iter(values))) if len(values) == 1 else repr(sorted(values))
 
 
 def object_name(change: dict) -> str | None:
@@ -131,9 +148,11 @@ class Router:
         return the router. Called wherever a process loads the router with its config (worker, poller,
         ``hubhook run``), because registration at import cannot know which types are polled.
 
-        A type not in HUBHOOK_WEBHOOK_TYPES is polled, and polled events say that a record changed, not
-        which property: they carry no ``propertyName`` or ``propertyValue``, so ``property=``, ``to=``
-        and ``from_=`` would never match them."""
+        A type not in HUBHOOK_WEBHOOK_TYPES is polled: the poller reads the history of the properties
+        ``property=`` handlers watch and sends their changes as propertyChange events
+        (``jobs.poller.property_changes``), so ``property=``, ``to=`` and ``from_=`` work there. Only a
+        type the poller cannot walk at all (``objects.UNSEARCHABLE``: conversation threads have no
+        CRM search and no property history) is refused, when HubSpot does not send its webhooks here."""
         webhook = {_canonical(name) for name in config.webhook_types}
         for handler in self.handlers:
             options = [option for option, used in (("property=", handler.property_name is not None),
@@ -143,13 +162,13 @@ class Router:
             if not options or otype is None or otype == objects.GENERIC_PREFIX or not objects.is_known(otype):
                 continue
             name = _canonical(otype)
-            if name in webhook or name in objects.UNSEARCHABLE:
+            if name in webhook or name not in objects.UNSEARCHABLE:
                 continue
             raise RegistrationError(
-                f"handler {handler.name!r} uses {'/'.join(options)} on {handler.pattern!r}, but {name} is polled "
-                f"(not in HUBHOOK_WEBHOOK_TYPES={','.join(config.webhook_types)}) and polled events carry no "
-                f"propertyName, so it would never fire; subscribe your app to {name} webhooks and add {name} "
-                f"to HUBHOOK_WEBHOOK_TYPES, or drop {'/'.join(options)} and compare event.record yourself")
+                f"handler {handler.name!r} uses {'/'.join(options)} on {handler.pattern!r}, but {name} is not in "
+                f"HUBHOOK_WEBHOOK_TYPES={','.join(config.webhook_types)} and HubSpot has no CRM search or property "
+                f"history for it, so the poller cannot see it change and the handler would never fire; subscribe "
+                f"your app to {name} webhooks and add {name} to HUBHOOK_WEBHOOK_TYPES")
         return self
 
     def object_types(self) -> set[str]:

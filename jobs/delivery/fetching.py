@@ -28,6 +28,7 @@ from webhook_service.errors import (
     RateLimited,
     TransientAPIError,
 )
+from webhook_service.filters import PREVIOUS_FIELD
 from webhook_service.router import Handler, object_name
 
 GONE = ("deletion", "privacyDeletion")
@@ -102,7 +103,8 @@ def fetch_groups(client: HubSpotClient, work: list[tuple[ObjectChanges, list[Han
         records[scope].add(item.object_id)
         for handler in handlers:
             properties[scope].update(handler.properties)
-            history[scope].update(handler.history_properties)
+            if handler.history_properties and any(handler.matches(c) and PREVIOUS_FIELD not in c for c in item.changes):
+                history[scope].update(handler.history_properties)   # polled changes carry their old value
             for name in handler.associations:
                 links[(*scope, name)].add(item.object_id)
         if any(h.properties for h in handlers):

@@ -44,8 +44,12 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
         events = _routable(batch.events)
         if source == "webhook":  # so reconciliation polling does not deliver these changes a second time
             reconcile.note_webhook_changes(ctx.redis, events, ctx.config.reconcile_interval)
-        work = [(item, hs) for item in fetching.group_changes(dispatch.drop_echoes(ctx.config, events))
-                if (hs := dispatch.handlers_for(ctx.router.handlers, item))]
+        work = []
+        for item in fetching.group_changes(dispatch.drop_echoes(ctx.config, events)):
+            if hs := dispatch.handlers_for(ctx.router.handlers, item):
+                work.append((item, hs))
+            else:
+                dispatch.note_unmatched(ctx.router.handlers, item, source)
         fetched, failed = fetching.fetch_groups(_client(ctx, source), work) if work else ({}, {})
         calls = failures = 0
         deferred = []
@@ -53,8 +57,8 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
             if item.key in fetched and batching.overdue(batch, item.changes):  # a big batch ran long: a new job
                 deferred.append(item)
                 continue
-            for handler in (dispatch.selected(handlers, item, fetched[item.key], source) if item.key in fetched
-                            else ()):
+            for handler in (dispatch.selected(handlers, item, fetched[item.key], source, everyone=ctx.router.handlers)
+                            if item.key in fetched else ()):
                 calls += 1
                 failures += not _call(ctx, handler, item, fetched[item.key], source)
         with ctx.redis.pipeline() as pipe:

@@ -31,6 +31,7 @@ class Stream:
     portal: int
     interval: float
     reconcile: bool = False      # a webhook type walked only to catch lost webhooks
+    watched: tuple[str, ...] = ()  # properties whose changes become propertyChange events (property_changes)
 
     @property
     def name(self) -> str:
@@ -85,11 +86,17 @@ def plan(router: Router, config: Config) -> Plan:
             continue
         otype = objects.lookup(name)
         if name not in webhook:
-            polled.append(Stream(otype, config.portal_id, config.poll_interval))
+            polled.append(Stream(otype, config.portal_id, config.poll_interval, watched=watched(router, name)))
         elif config.reconcile_interval:
             every = float(config.reconcile_interval)
             reconciled.append(Stream(otype, config.portal_id, every, reconcile=True))
     return Plan(tuple(polled), tuple(reconciled), tuple(skipped))
+
+
+def watched(router: Router, name: str) -> tuple[str, ...]:
+    """The properties ``property=`` handlers of type ``name`` watch (``to=``/``from_=`` imply one), sorted."""
+    return tuple(sorted({h.property_name for h in router.handlers if h.property_name is not None
+                         and h.object_type is not None and canonical(h.object_type) == name}))
 
 
 def describe(plan_: Plan, router: Router, config: Config) -> str:
@@ -101,6 +108,8 @@ def describe(plan_: Plan, router: Router, config: Config) -> str:
                 f"idling as a standby for the leader lock")
     names = ", ".join(s.name for s in plan_.polled) or "no types"
     parts = [f"polling {names} every {config.poll_interval:g}s"]
+    parts += [f"reading the history of {s.name} {', '.join(s.watched)} for property= handlers"
+              for s in plan_.polled if s.watched]
     if plan_.reconciled:
         parts.append(f"reconciling webhook types {', '.join(s.name for s in plan_.reconciled)} "
                      f"every {config.reconcile_interval:g}s")

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from jobs.poller.cursor import Cursor
 from jobs.poller.polled_types import Stream, poll_event
+from jobs.poller.property_changes import Marks, collect
 from jobs.poller.reconcile import delivered_by_webhook
 from jobs.poller.search_walk import Page, Search, walk
 from jobs.worker.context import Context
@@ -84,11 +85,15 @@ def resilient_search(ctx: Context, stream: Stream, guard: Guard) -> Search:
 
 
 def deliver_page(ctx: Context, stream: Stream, cursor: Cursor, page: Page, *, previous_ms: int,
-                 lookback_ms: int, guard: Guard, keep_from_ms: int | None = None) -> int:
+                 lookback_ms: int, guard: Guard, keep_from_ms: int | None = None,
+                 history_from_ms: int | None = None) -> int:
     """Enqueue the page's undelivered versions as one job, then commit; return how many were enqueued.
 
     The seen set is trimmed below what this walk can still re-read, and never above ``keep_from_ms``
-    (what a backfill running in between still needs).
+    (what a backfill running in between still needs). With ``history_from_ms`` (the live walk of a
+    type with watched properties), the same job also carries a propertyChange event per change of a
+    watched property since then (``property_changes``), placed before the polled events so that, at
+    equal times, a record's polled event stays its latest change.
     """
     if not page.results:
         return 0
@@ -99,11 +104,19 @@ def deliver_page(ctx: Context, stream: Stream, cursor: Cursor, page: Page, *, pr
         dropped = delivered_by_webhook(ctx.redis, stream.portal, stream.name, [versions[i] for i in fresh])
         keep = [i for i, gone in zip(fresh, dropped) if not gone]
     events = [poll_event(stream, page.results[i], versions[i][1], previous_ms) for i in keep]
-    guard.check()
-    if events:
-        enqueue(ctx, events)
     position = max(ms for _, ms in versions)
     floor = min(page.lower_ms, position - lookback_ms, *([] if keep_from_ms is None else [keep_from_ms]))
+    changes: list[dict] = []
+    marks = Marks(ctx.redis, stream.portal, stream.name)
+    advanced: dict[str, int] = {}
+    if history_from_ms is not None and stream.watched and keep:
+        changes, advanced = collect(ctx.client(priority="poll"), marks, stream,
+                                    [versions[i][0] for i in keep], history_from_ms)
+    guard.check()
+    if events or changes:
+        enqueue(ctx, changes + events)
+    if history_from_ms is not None and stream.watched:
+        marks.advance(advanced, floor)
     cursor.commit([versions[i] for i in fresh], position, floor)
     return len(events)
 
@@ -140,7 +153,7 @@ def search_pass(ctx: Context, stream: Stream, guard: Guard) -> str:
                      properties=(stream.created_prop,)):
         pages += 1
         count = deliver_page(ctx, stream, cursor, page, previous_ms=previous, lookback_ms=lookback_ms,
-                             guard=guard, keep_from_ms=keep_from)
+                             guard=guard, keep_from_ms=keep_from, history_from_ms=lower)
         delivered += count
     outcome = f"ok: {delivered} delivered from {pages} page(s) in {(now_ms() - started) / 1000:.1f}s"
     cursor.record(outcome, delivered=delivered)

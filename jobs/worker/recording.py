@@ -65,14 +65,15 @@ def _record_run(handler: str, item: ObjectChanges, source: str, attempt: str, se
         **({"error": error} if error else {})})
 
 
-def object_seen(item: ObjectChanges, source: str, matched: list[str], filtered: Sequence[str] = ()) -> None:
-    """What one job brought for one object: its changes, the handlers it will call, those filtered out."""
+def object_seen(item: ObjectChanges, source: str, matched: list[str], skipped: Sequence[dict] = ()) -> None:
+    """What one job brought for one object: its changes, the handlers it will call, and for each handler
+    a ``property=``/``to=``/``from_=`` filter skipped, which filter and which change (``hubhook inspect``)."""
     object_history.add(item.object_type, item.object_id, {
         "kind": "seen", "source": source, "portal": item.portal_id,
         "changes": [object_history.compact(c) for c in item.changes], "handlers": matched,
-        **({"filtered": list(filtered)} if filtered else {})})
-    for name in filtered:
-        stats.count("changes_filtered", handler=name)
+        **({"filtered": [s["handler"] for s in skipped], "skipped": list(skipped)} if skipped else {})})
+    for entry in skipped:
+        stats.count("changes_filtered", handler=entry["handler"])
 
 
 def suppressed(items: Iterable[ObjectChanges], reason: str = "echo") -> None:

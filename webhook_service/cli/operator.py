@@ -134,7 +134,10 @@ def render_entry(entry: dict[str, Any]) -> str:
         return f"{at}  suppressed ({entry.get('reason')}), portal {entry.get('portal')}: {changes}"
     line = f"{at}  seen via {entry.get('source')}, portal {entry.get('portal')}: {changes}"
     line += f"\n{'':21}-> handlers: {', '.join(entry.get('handlers') or []) or 'none'}"
-    if entry.get("filtered"):
+    for skip in entry.get("skipped") or ():
+        when = f" at {iso_utc(skip['occurredAt'], terminal=True)}" if isinstance(skip.get("occurredAt"), int) else ""
+        line += f"\n{'':21}   {skip.get('change')}{when}: {skip.get('handler')} skipped ({skip.get('filter')})"
+    if entry.get("filtered") and not entry.get("skipped"):  # written by an earlier version: names only
         line += f"; skipped by from_=: {', '.join(entry['filtered'])}"
     return line
 

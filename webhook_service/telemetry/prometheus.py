@@ -39,7 +39,7 @@ _COUNTERS = {  # stats name -> (metric name, help)
     "rate_budget_waits": ("hubhook_rate_budget_waits", "Calls that waited for the shared rate budget."),
     "rate_budget_wait_seconds": ("hubhook_rate_budget_wait_seconds", "Seconds spent waiting for the rate budget."),
     "changes_suppressed": ("hubhook_changes_suppressed", "Changes dropped before dispatch, by reason."),
-    "changes_filtered": ("hubhook_changes_filtered", "Handler calls skipped by from_= filters, by handler."),
+    "changes_filtered": ("hubhook_changes_filtered", "Changes a handler's property=/to=/from_= filter skipped."),
     "jobs": ("hubhook_jobs", "Jobs finished by workers, by function and outcome (ok, retried, failed)."),
 }
 _poll_cache: tuple[float, list[dict] | None] = (0.0, None)

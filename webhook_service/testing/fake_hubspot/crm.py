@@ -43,6 +43,9 @@ from webhook_service.testing.fake_hubspot.shapes import (
 )
 
 BATCH_LIMIT = 100
+#: A batch read that asks for ``propertiesWithHistory`` takes at most 50 inputs; HubSpot answers more with
+#: 400 "The maximum number of inputs supported in a batch request for property histories is 50".
+HISTORY_BATCH_LIMIT = 50
 
 
 class DatedVersion(BaseConverter):
@@ -122,9 +125,13 @@ def batch_read(obj: str, ver: str = "") -> Response:
     """Up to 100 records; each resulting record once (two merged-away ids give one record), 207 for
     the ids not found."""
     otype, body, started = object_type(obj), json_body(), iso(now_ms())
-    keys = [str(item.get("id")) for item in batch_inputs(body, BATCH_LIMIT)]
-    found = g.store.find_many(otype, keys, archived=flag_arg("archived"), id_property=body.get("idProperty"))
     names, history = names_of(body, "properties"), names_of(body, "propertiesWithHistory") or ()
+    inputs = batch_inputs(body, BATCH_LIMIT)
+    if history and len(inputs) > HISTORY_BATCH_LIMIT:
+        raise ValidationFailed(f"The maximum number of inputs supported in a batch request for property histories "
+                               f"is {HISTORY_BATCH_LIMIT}. Please reduce the number of items and try again")
+    keys = [str(item.get("id")) for item in inputs]
+    found = g.store.find_many(otype, keys, archived=flag_arg("archived"), id_property=body.get("idProperty"))
     results, seen, known = [], set(), _known(otype)
     for key in keys:
         record = found.get(key)

@@ -57,6 +57,9 @@ from webhook_service.testing.fake_hubspot.webhooks import (
     acting_as,
 )
 
+#: The HubSpot user the fake's test helpers act as: ``add``/``update`` are changes "made in the UI".
+UI_USER_ID = 1_000_001
+
 log = logging.getLogger(__name__)
 
 
@@ -173,7 +176,7 @@ class FakeHubSpot:
         store.properties.learn(otype, properties or {})
         object_id = self._portals.ids.claim(object_id)
         record = store.write(otype, object_id, properties or {}, at_ms=modified,
-                             created_ms=created, source="CRM_UI", new=True)
+                             created_ms=created, source="CRM_UI", new=True, user_id=UI_USER_ID)
         return render(record, otype, record.properties)
 
     def update(self, object_type: str, object_id: str | int, properties: dict, *,
@@ -184,7 +187,7 @@ class FakeHubSpot:
         if current is None:
             raise KeyError(f"{otype.api_name}/{object_id} does not exist or is archived")
         store.properties.learn(otype, properties)
-        record = store.write(otype, current.id, properties, source="CRM_UI",
+        record = store.write(otype, current.id, properties, source="CRM_UI", user_id=UI_USER_ID,
                              at_ms=modified_at_ms if modified_at_ms is not None else now_ms())
         return render(record, otype, record.properties)
 

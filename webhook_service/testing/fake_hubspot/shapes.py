@@ -49,6 +49,7 @@ class Record:
     source: str = "CRM_UI"
     previous: Record | None = None
     archived_ms: int | None = None
+    user_id: int | None = None     # who changed it in HubSpot's UI (history's sourceId/updatedByUserId)
 
 
 def now_ms() -> int:
@@ -94,15 +95,26 @@ def property_value(record: Record, name: str, otype: ObjectType) -> str | None:
     return record.properties.get(name) or None
 
 
-def history(record: Record, name: str, otype: ObjectType) -> list[dict[str, str]]:
-    """``propertiesWithHistory`` entries for one property, newest first, one per change of value."""
-    out: list[dict[str, str]] = []
+def history(record: Record, name: str, otype: ObjectType) -> list[dict[str, Any]]:
+    """``propertiesWithHistory`` entries for one property, newest first, one per change of value (a
+    cleared value is an entry with ``""``), shaped as the CRM objects spec's ``ValueWithTimestamp``:
+    ``value``, ``timestamp`` (ISO-8601), ``sourceType``, and for a change made by a user in HubSpot's UI
+    ``sourceId`` (``userId:<id>``) and ``updatedByUserId``
+    (https://developers.hubspot.com/docs/api-reference/latest/crm/objects/objects/batch/get-objects)."""
+    derived = name in ("hs_object_id", created_property(otype), otype.modified_property)
+    out: list[dict[str, Any]] = []
     version: Record | None = record
     while version is not None:
-        value = property_value(version, name, otype)
         older = version.previous
-        if value is not None and (older is None or property_value(older, name, otype) != value):
-            out.append({"value": value, "timestamp": iso(version.updated_ms), "sourceType": version.source})
+        value = property_value(version, name, otype) if derived else version.properties.get(name)
+        before = None if older is None else (property_value(older, name, otype) if derived
+                                             else older.properties.get(name))
+        if value != before and not (value is None and older is None):
+            entry: dict[str, Any] = {"value": value or "", "timestamp": iso(version.updated_ms),
+                                     "sourceType": version.source}
+            if version.user_id is not None:
+                entry.update(sourceId=f"userId:{version.user_id}", updatedByUserId=version.user_id)
+            out.append(entry)
         version = older
     return out
 

@@ -85,7 +85,8 @@ class Store:
             return self._indexes[otype.api_name]
 
     def write(self, otype: ObjectType, object_id: str, properties: dict[str, Any], *, at_ms: int,
-              source: str, created_ms: int | None = None, new: bool = False, emit: bool = True) -> Record:
+              source: str, created_ms: int | None = None, new: bool = False, emit: bool = True,
+              user_id: int | None = None) -> Record:
         """Store a new version of a record (or its first one, when ``new``) and stage it for search.
 
         The derived properties (id, create and modified dates) are not stored: they are the record's
@@ -106,7 +107,7 @@ class Store:
             if created is None:
                 created = old.created_ms if old else at_ms
             kept = {name: value for name, value in merged.items() if value != ""}
-            record = Record(object_id, kept, created, at_ms, source, old)
+            record = Record(object_id, kept, created, at_ms, source, old, user_id=user_id)
             table[object_id] = record
             if old is None:
                 bisect.insort(self._ids.setdefault(otype.api_name, []), int(object_id))
