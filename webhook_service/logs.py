@@ -159,7 +159,9 @@ def _dev_sentence(msg: str, f: dict[str, Any]) -> str | None:
         again = " (retry)" if f.get("attempt") == "retry" else ""
         return f"handler {f.get('handler')} failed in {f.get('ms')} ms for {what}{again}: {f.get('error')}"
     if msg == "handler retry scheduled":
-        return f"handler {f.get('handler')} for {what}: retry in {f.get('retry_in')} s"
+        wait = f.get("retry_in")
+        return f"handler {f.get('handler')} for {what}: retry in {wait:g} s" if isinstance(wait, (int, float)) \
+            else f"handler {f.get('handler')} for {what}: retry scheduled"
     return None
 
 
