@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-
 DIRECTORY = ".hubhook"
 STATE_FILE = "dev.json"
 SECRET_FILE = "secret"

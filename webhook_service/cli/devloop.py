@@ -31,6 +31,7 @@ from typing import IO
 
 from webhook_service import devstate
 from webhook_service.config import Config
+from webhook_service.devstack import RedisProcess, free_port
 from webhook_service.errors import ConfigError
 from webhook_service.router import Router
 
@@ -69,8 +70,6 @@ def is_free(port: int | None) -> bool:
 
 def recorded_or_free(recorded: int | None) -> int:
     """The port recorded last time when it is free, else any free one."""
-    from webhook_service.devstack import free_port
-
     return recorded if recorded and is_free(recorded) else free_port()
 
 
@@ -203,20 +202,18 @@ def example_event(router: Router) -> str:
     return command
 
 
-def reuse_or_start_redis(directory: Path, recorded_port: int | None):
+def reuse_or_start_redis(directory: Path, recorded_port: int | None) -> tuple[RedisProcess | None, str]:
     """The dev Redis: the one recorded last time when it still runs on this data directory (after a
     ``hubhook dev`` that was killed), else a new redis-server on the recorded port, or a free one."""
     from redis import Redis
     from redis.exceptions import RedisError
 
-    from webhook_service.devstack import RedisProcess
-
     data = directory / "redis"
     data.mkdir(exist_ok=True)
     if recorded_port and not is_free(recorded_port):
-        client = Redis(port=recorded_port, socket_timeout=1.0, socket_connect_timeout=1.0)
+        client = Redis(port=recorded_port, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
         try:
-            same = Path(client.config_get("dir").get("dir", "")).resolve() == data.resolve()
+            same = Path(str(client.config_get("dir").get("dir", ""))).resolve() == data.resolve()
         except RedisError:
             same = False
         finally:
