@@ -53,6 +53,8 @@ def operator_config() -> Config:
     """The config of an operator command, its secrets registered so that no printed line shows them."""
     config = Config.from_env()
     logs.add_secrets([*config.client_secrets, config.access_token])
+    if "REDIS_URL" in config.dev_supplied:
+        require_redis(config)  # a dev Redis that is not running: one line saying to start `hubhook dev`
     return config
 
 
@@ -68,8 +70,6 @@ def gather_status(config: Config) -> dict[str, Any]:
 
     redis = redis_client(config)
     queue = build_queue(config, redis)
-    if "REDIS_URL" in config.dev_supplied:
-        require_redis(config)  # a dev Redis that is not running: say to start `hubhook dev`
     try:
         facts = status_report.queue_facts(redis, queue)
         status: dict[str, Any] = {
