@@ -294,3 +294,16 @@ def test_the_dev_log_format_is_one_sentence_per_handler_call():
     # And a record the dev format has no sentence for keeps its message and fields on one line
     other = formatter.format(record("job done", job="j1", events=3))
     assert re.fullmatch(r"\d\d:\d\d:\d\d info hubhook\.worker: job done job=j1 events=3", other)
+
+
+def test_a_hubspot_url_without_a_token_stops_dev_at_start_with_one_line(project):
+    # Given HUBSPOT_API_BASE_URL set (a developer test account, say) but no token or OAuth app
+    env = user_env(HUBHOOK_HANDLERS="myhooks.hooks:router", PORT=str(free_port()),
+                   HUBSPOT_API_BASE_URL="https://api.hubapi.com")
+    # When `hubhook dev` starts
+    done = subprocess.run([HUBHOOK, "dev"], cwd=project, capture_output=True, text=True, timeout=60, env=env)
+    # Then it starts nothing and says in one line what to set
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hubhook: error: no HubSpot token: set HUBSPOT_ACCESS_TOKEN"), lines
+    assert not (project / ".hubhook" / "dev.json").exists()

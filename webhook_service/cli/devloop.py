@@ -118,6 +118,7 @@ class Supervisor:
         self.done = threading.Event()
         self.failed: str | None = None
         self._lock = threading.Lock()
+        self._life = threading.Lock()  # a reload and the final stop never interleave
         self._width = 7
 
     def say(self, name: str, line: str) -> None:
@@ -140,15 +141,22 @@ class Supervisor:
             self.failed = f"{child.name} exited with status {status}"
             self.done.set()
 
-    def restart(self, names: list[str]) -> None:
-        for name in names:
-            old = self.children[name]
-            old.stop()
-            self.start(name, old.argv, old.env)
+    def restart(self, names: list[str]) -> bool:
+        """Stop and start ``names`` again; False when everything is stopping (nothing restarted)."""
+        with self._life:
+            for name in names:
+                if self.done.is_set():
+                    return False
+                old = self.children[name]
+                old.stop()
+                self.start(name, old.argv, old.env)
+        return True
 
     def stop_all(self) -> None:
-        for child in reversed(list(self.children.values())):
-            child.stop()
+        self.done.set()
+        with self._life:
+            for child in reversed(list(self.children.values())):
+                child.stop()
 
 
 def check_handlers(spec: str, env: Mapping[str, str]) -> str | None:
@@ -175,8 +183,8 @@ def watch(spec: str, env: Mapping[str, str], supervisor: Supervisor, restartable
         if problem:
             supervisor.say("dev", f"handlers changed ({names}): NOT reloaded, the old code keeps running: {problem}")
             continue
-        supervisor.restart(restartable)
-        supervisor.say("dev", f"handlers changed ({names}): reloaded")
+        if supervisor.restart(restartable):
+            supervisor.say("dev", f"handlers changed ({names}): reloaded")
 
 
 def handler_lines(router: Router) -> list[str]:
@@ -252,11 +260,13 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
         env.pop("HUBSPOT_CLIENT_ID", None)
         for name, value in FAKE_DEFAULTS.items():
             env.setdefault(name, value)
-    receiver_port = port or (int(env["PORT"]) if env.get("PORT", "").strip().isdigit() else None) or \
-        (state.receiver_port if is_free(state.receiver_port) else None) or \
-        (Config.port if is_free(Config.port) else recorded_or_free(None))
-    env["PORT"] = str(receiver_port)
+    if port:
+        env["PORT"] = str(port)
+    elif not env.get("PORT", "").strip():  # the port of last time, else the usual one, else any free one
+        env["PORT"] = str(state.receiver_port if state.receiver_port and is_free(state.receiver_port)
+                          else Config.port if is_free(Config.port) else recorded_or_free(None))
     config = Config.from_env(env, dev_state=False).require_secret().require_hubspot_auth()
+    receiver_port = config.port
     router = load_router(config.handlers).check_against(config)  # a broken module: one line, before anything
     path, _ = watched_path(config.handlers or "")
     redis = None
@@ -295,7 +305,8 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
                  f"  HubSpot       {env['HUBSPOT_API_BASE_URL']} "
                  + ("(fake HubSpot, demo data seeded)" if use_fake else "(HUBSPOT_API_BASE_URL)"),
                  f"  redis         {safe_url(env['REDIS_URL'])} "
-                 + (f"(data in {directory / 'redis'})" if redis_url else "(REDIS_URL)"),
+                 + ("(REDIS_URL)" if not redis_url else f"(data in {directory / 'redis'})" if redis
+                    else "(left running by an earlier hubhook dev here: reused, and left running)"),
                  "  signing       " + ("a dev-only secret in .hubhook/secret" if own_secret
                                        else "HUBSPOT_CLIENT_SECRET"),
                  f"  retries       {env['HUBHOOK_HANDLER_RETRIES']} s (HUBHOOK_HANDLER_RETRIES)",
