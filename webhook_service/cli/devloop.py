@@ -93,6 +93,7 @@ class Child:
     def __init__(self, name: str, argv: list[str], env: Mapping[str, str]) -> None:
         self.name, self.argv, self.env = name, argv, dict(env)
         self.stopping = False
+        self.spoke = threading.Event()  # its first line, or its end: it got past importing the handlers
         self.process = subprocess.Popen(argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, text=True, errors="replace",
                                         start_new_session=True)  # the terminal's Ctrl-C reaches dev only
@@ -115,6 +116,8 @@ class Supervisor:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self.children: dict[str, Child] = {}
+        #: Processes that import the handlers: restarted on a change; one that exits waits for the next
+        self.restartable: list[str] = []
         self.done = threading.Event()
         self.failed: str | None = None
         self._lock = threading.Lock()
@@ -135,22 +138,33 @@ class Supervisor:
     def _pump(self, child: Child) -> None:
         assert child.process.stdout is not None
         for line in child.process.stdout:
+            child.spoke.set()
             self.say(child.name, line.rstrip("\n"))
         status = child.process.wait()
-        if not child.stopping and not self.done.is_set():
-            self.failed = f"{child.name} exited with status {status}"
-            self.done.set()
+        child.spoke.set()
+        if child.stopping or self.done.is_set():
+            return
+        if child.name in self.restartable:  # e.g. it imported a save that broke right after a reload
+            self.say("dev", f"{child.name} exited with status {status}: it starts again at the next change of "
+                            f"the handlers")
+            return
+        self.failed = f"{child.name} exited with status {status}"
+        self.done.set()
 
-    def restart(self, names: list[str]) -> bool:
-        """Stop and start ``names`` again; False when everything is stopping (nothing restarted)."""
+    def restart(self, timeout: float = 30.0) -> bool:
+        """Stop and start the restartable processes again, and wait until each has said something (so
+        the handlers were imported) or exited; False when everything is stopping or one of them exited."""
+        started = []
         with self._life:
-            for name in names:
+            for name in self.restartable:
                 if self.done.is_set():
                     return False
                 old = self.children[name]
                 old.stop()
-                self.start(name, old.argv, old.env)
-        return True
+                started.append(self.start(name, old.argv, old.env))
+        for child in started:
+            child.spoke.wait(timeout)
+        return not self.done.is_set() and all(c.process.poll() is None for c in started)
 
     def stop_all(self) -> None:
         self.done.set()
@@ -169,7 +183,7 @@ def check_handlers(spec: str, env: Mapping[str, str]) -> str | None:
     return lines[-1] if lines else f"importing {spec} failed (status {found.returncode})"
 
 
-def watch(spec: str, env: Mapping[str, str], supervisor: Supervisor, restartable: list[str]) -> None:
+def watch(spec: str, env: Mapping[str, str], supervisor: Supervisor) -> None:
     """Reload on every change of a ``.py`` file of the handlers package, until the supervisor is done."""
     from watchfiles import PythonFilter
     from watchfiles import watch as watch_files
@@ -183,7 +197,7 @@ def watch(spec: str, env: Mapping[str, str], supervisor: Supervisor, restartable
         if problem:
             supervisor.say("dev", f"handlers changed ({names}): NOT reloaded, the old code keeps running: {problem}")
             continue
-        if supervisor.restart(restartable):
+        if supervisor.restart():
             supervisor.say("dev", f"handlers changed ({names}): reloaded")
 
 
@@ -294,12 +308,12 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
             supervisor.start("fake", fake_hubspot_command(fake_port or 0), env)
             _wait_listening(fake_port or 0, supervisor)
         supervisor.start("web", [hubhook, "web"], env)
-        restartable = [f"worker.{n}" if workers > 1 else "worker" for n in range(1, workers + 1)]
-        for name in restartable:
+        supervisor.restartable = [f"worker.{n}" if workers > 1 else "worker" for n in range(1, workers + 1)]
+        for name in supervisor.restartable:
             supervisor.start(name, [hubhook, "worker"], env)
         if poller:
             supervisor.start("poller", [hubhook, "poll"], env)
-            restartable.append("poller")
+            supervisor.restartable.append("poller")
         lines = [f"hubhook dev: state in {directory} (kept across restarts; other hubhook commands run here use it)",
                  f"  receiver      {receiver}",
                  f"  HubSpot       {env['HUBSPOT_API_BASE_URL']} "
@@ -319,7 +333,7 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
                  "Ctrl-C stops everything."]
         for line in lines:
             supervisor.say("dev", line)
-        threading.Thread(target=watch, args=(config.handlers, env, supervisor, restartable), name="dev-watch",
+        threading.Thread(target=watch, args=(config.handlers, env, supervisor), name="dev-watch",
                          daemon=True).start()
         supervisor.done.wait()
     finally:
