@@ -283,17 +283,6 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
     receiver_port = config.port
     router = load_router(config.handlers).check_against(config)  # a broken module: one line, before anything
     path, _ = watched_path(config.handlers or "")
-    redis = None
-    if env.get("REDIS_URL", "").strip():
-        require_redis(config)
-        redis_url = ""  # the user's Redis (maybe with a password) is not recorded: other commands need REDIS_URL
-    else:
-        redis, redis_url = reuse_or_start_redis(directory, state.redis_port)
-        env["REDIS_URL"] = redis_url
-    receiver = f"http://127.0.0.1:{receiver_port}/webhooks/hubspot"
-    devstate.save(directory, devstate.DevState(
-        redis_url=redis_url, hubspot_url=env["HUBSPOT_API_BASE_URL"] if use_fake else "",
-        hubspot_token=devstate.DEV_TOKEN if use_fake else "", receiver_url=receiver, portal_id=state.portal_id))
     supervisor = Supervisor(sys.stdout)
     stopped_by: list[int] = []
 
@@ -302,7 +291,18 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
         supervisor.done.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    redis = None
     try:
+        if env.get("REDIS_URL", "").strip():
+            require_redis(config)
+            redis_url = ""  # the user's Redis (maybe with a password) is not recorded: others need REDIS_URL too
+        else:
+            redis, redis_url = reuse_or_start_redis(directory, state.redis_port)
+            env["REDIS_URL"] = redis_url
+        receiver = f"http://127.0.0.1:{receiver_port}/webhooks/hubspot"
+        devstate.save(directory, devstate.DevState(
+            redis_url=redis_url, hubspot_url=env["HUBSPOT_API_BASE_URL"] if use_fake else "",
+            hubspot_token=devstate.DEV_TOKEN if use_fake else "", receiver_url=receiver, portal_id=state.portal_id))
         hubhook = _hubhook()
         if use_fake:
             supervisor.start("fake", fake_hubspot_command(fake_port or 0), env)
