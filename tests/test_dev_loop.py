@@ -307,3 +307,43 @@ def test_a_hubspot_url_without_a_token_stops_dev_at_start_with_one_line(project)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hubhook: error: no HubSpot token: set HUBSPOT_ACCESS_TOKEN"), lines
     assert not (project / ".hubhook" / "dev.json").exists()
+
+
+def test_a_second_dev_is_refused_and_a_killed_dev_leaves_nothing_running_after_the_next_start(project):
+    # Given `hubhook dev` running
+    env = user_env(HUBHOOK_HANDLERS="myhooks.hooks:router", PORT=str(free_port()))
+    dev = Dev(project, env).ready()
+    try:
+        state = json.loads((project / ".hubhook" / "dev.json").read_text())
+        # When a second one starts in the same directory, it is refused in one line
+        second = subprocess.run([HUBHOOK, "dev"], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0
+        assert second.stderr.strip().splitlines() == [
+            f"hubhook: error: `hubhook dev` is already running in this directory (pid {dev.process.pid}): use that "
+            f"one, or stop it (Ctrl-C in its terminal) first"]
+        # When the first is killed with SIGKILL (it cannot stop its processes)
+        dev.process.kill()
+        dev.process.wait()
+    finally:
+        dev.stop()
+    assert all(_alive(pid) for pid in state["children"])
+    # Then the next start stops what it left, and reuses its Redis: same URL
+    dev = Dev(project, env).ready()
+    try:
+        dev.wait_for(r"^dev\s+\| stopped \d+ process\(es\) an earlier `hubhook dev` here left running", "the cleanup")
+        assert json.loads((project / ".hubhook" / "dev.json").read_text())["redis_url"] == state["redis_url"]
+        assert not any(_alive(pid) for pid in state["children"])
+        later = json.loads((project / ".hubhook" / "dev.json").read_text())["children"]
+    finally:
+        assert dev.stop() == 130
+    # And once it is stopped, nothing of it runs: neither its processes nor the Redis it adopted
+    assert not any(_alive(pid) for pid in later)
+    assert hubhook(project, "status").returncode != 0
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs and is not a zombie (reaped or not, a zombie has stopped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False

@@ -19,7 +19,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,6 +41,10 @@ class DevState:
     hubspot_token: str = ""
     receiver_url: str = ""
     portal_id: int = DEV_PORTAL_ID
+    #: The running ``hubhook dev`` and its processes (each leads a process group of its own), so a dev
+    #: killed with SIGKILL leaves nothing running after the next start, and a second one is refused.
+    pid: int = 0
+    children: list[int] = field(default_factory=list)
 
     @property
     def redis_port(self) -> int | None:
@@ -84,8 +88,9 @@ def load(directory: Path) -> DevState:
         return DevState()
     if not isinstance(data, dict):
         return DevState()
-    known = DevState.__dataclass_fields__
-    return DevState(**{k: v for k, v in data.items() if k in known and isinstance(v, type(getattr(DevState(), k)))})
+    empty = DevState()
+    return DevState(**{k: v for k, v in data.items()
+                       if k in DevState.__dataclass_fields__ and isinstance(v, type(getattr(empty, k)))})
 
 
 def save(directory: Path, state: DevState) -> None:
@@ -140,3 +145,13 @@ def supplied(env: Mapping[str, str], directory: Path | None) -> dict[str, str]:
         values["HUBSPOT_CLIENT_SECRET"] = secret
     return values
 
+
+
+def running(pid: int, *words: str) -> bool:
+    """Whether ``pid`` runs a command line holding one of ``words`` (Linux's /proc; elsewhere: unknown,
+    so False, and nothing is ever signalled on a guess)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return pid > 0 and any(word in command for word in words)

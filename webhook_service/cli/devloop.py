@@ -25,7 +25,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -123,6 +124,7 @@ class Supervisor:
         self._lock = threading.Lock()
         self._life = threading.Lock()  # a reload and the final stop never interleave
         self._width = 7
+        self.on_start: Callable[[], None] = lambda: None  # records the children's pids (devstate)
 
     def say(self, name: str, line: str) -> None:
         with self._lock:
@@ -132,6 +134,7 @@ class Supervisor:
     def start(self, name: str, argv: list[str], env: Mapping[str, str]) -> Child:
         child = Child(name, argv, env)
         self.children[name] = child
+        self.on_start()
         threading.Thread(target=self._pump, args=(child,), name=f"dev-{name}", daemon=True).start()
         return child
 
@@ -240,12 +243,38 @@ def reuse_or_start_redis(directory: Path, recorded_port: int | None) -> tuple[Re
             same = False
         finally:
             client.close()
-        if same:
-            return None, f"redis://127.0.0.1:{recorded_port}/0"
+        if same:  # a killed `hubhook dev` left it: adopt it (stopped at the end like one started here)
+            adopted = RedisProcess(data, new_session=True)
+            adopted.port = recorded_port
+            return adopted, adopted.url
     redis = RedisProcess(data, new_session=True)
     redis.port = recorded_or_free(recorded_port)
     redis.start()
     return redis, redis.url
+
+
+def stop_leftovers(state: devstate.DevState) -> int:
+    """Refuse a second ``hubhook dev`` here; stop what a killed one left running. The number stopped."""
+    if state.pid != os.getpid() and devstate.running(state.pid, "hubhook"):
+        raise ConfigError(f"`hubhook dev` is already running in this directory (pid {state.pid}): use that one, "
+                          f"or stop it (Ctrl-C in its terminal) first")
+    left = [pid for pid in state.children if devstate.running(pid, "hubhook", "gunicorn", "fake_hubspot")]
+    for pid in left:
+        try:
+            os.killpg(pid, signal.SIGTERM)  # each child leads its own group (gunicorn's workers are in it)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 15
+    while any(devstate.running(pid, "hubhook", "gunicorn", "fake_hubspot") for pid in left):
+        if time.monotonic() > deadline:
+            for pid in left:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            break
+        time.sleep(0.05)
+    return len(left)
 
 
 def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, poller: bool,
@@ -258,6 +287,7 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
 
     directory = devstate.ensure()
     state = devstate.load(directory)
+    leftovers = stop_leftovers(state)
     env = {k: v for k, v in environ.items()}
     if handlers:
         env["HUBHOOK_HANDLERS"] = handlers
@@ -300,10 +330,16 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
             redis, redis_url = reuse_or_start_redis(directory, state.redis_port)
             env["REDIS_URL"] = redis_url
         receiver = f"http://127.0.0.1:{receiver_port}/webhooks/hubspot"
-        devstate.save(directory, devstate.DevState(
+        recorded = devstate.DevState(
             redis_url=redis_url, hubspot_url=env["HUBSPOT_API_BASE_URL"] if use_fake else "",
-            hubspot_token=devstate.DEV_TOKEN if use_fake else "", receiver_url=receiver, portal_id=state.portal_id))
+            hubspot_token=devstate.DEV_TOKEN if use_fake else "", receiver_url=receiver, portal_id=state.portal_id,
+            pid=os.getpid())
+        devstate.save(directory, recorded)
+        supervisor.on_start = lambda: devstate.save(directory, replace(
+            recorded, children=[c.process.pid for c in supervisor.children.values()]))
         hubhook = _hubhook()
+        if leftovers:
+            supervisor.say("dev", f"stopped {leftovers} process(es) an earlier `hubhook dev` here left running")
         if use_fake:
             supervisor.start("fake", fake_hubspot_command(fake_port or 0), env)
             _wait_listening(fake_port or 0, supervisor)
@@ -319,8 +355,7 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
                  f"  HubSpot       {env['HUBSPOT_API_BASE_URL']} "
                  + ("(fake HubSpot, demo data seeded)" if use_fake else "(HUBSPOT_API_BASE_URL)"),
                  f"  redis         {safe_url(env['REDIS_URL'])} "
-                 + ("(REDIS_URL)" if not redis_url else f"(data in {directory / 'redis'})" if redis
-                    else "(left running by an earlier hubhook dev here: reused, and left running)"),
+                 + ("(REDIS_URL)" if not redis_url else f"(data in {directory / 'redis'})"),
                  "  signing       " + ("a dev-only secret in .hubhook/secret" if own_secret
                                        else "HUBSPOT_CLIENT_SECRET"),
                  f"  retries       {env['HUBHOOK_HANDLER_RETRIES']} s (HUBHOOK_HANDLER_RETRIES)",
@@ -342,7 +377,9 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
         supervisor.done.set()
         supervisor.stop_all()
         if redis is not None:
-            redis.stop()
+            _stop_redis(redis)
+        if devstate.load(directory).pid == os.getpid():  # nothing of ours runs any more
+            devstate.save(directory, replace(devstate.load(directory), pid=0, children=[]))
     if supervisor.failed and not stopped_by:
         supervisor.say("dev", f"{supervisor.failed}: stopped everything")
         return 1
@@ -358,3 +395,20 @@ def _wait_listening(port: int, supervisor: Supervisor, timeout: float = 30.0) ->
         if time.monotonic() > deadline:
             raise ConfigError(f"the fake HubSpot did not start on port {port}: see its lines above")
         time.sleep(0.05)
+
+
+def _stop_redis(redis: RedisProcess) -> None:
+    """Stop the dev Redis: its process, or for one adopted from a killed dev, with SHUTDOWN (AOF kept)."""
+    if redis.process is not None:
+        redis.stop()
+        return
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    client = Redis(port=redis.port, socket_timeout=5.0, socket_connect_timeout=1.0)
+    try:
+        client.shutdown()
+    except RedisError:
+        pass  # already gone
+    finally:
+        client.close()
