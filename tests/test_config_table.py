@@ -19,7 +19,7 @@ from webhook_service.config import ENVIRONMENT, Config
 ROOT = Path(__file__).resolve().parent.parent
 #: Fields no variable sets: fixed by hubhook (the queue's name, the request cap, the dedupe window the
 #: receiver's contract promises) or bookkeeping of from_env itself.
-NOT_SETTINGS = {"queue_name", "max_body_bytes", "dedupe_ttl", "variables_set"}
+NOT_SETTINGS = {"queue_name", "max_body_bytes", "dedupe_ttl", "variables_set", "dev_state", "dev_supplied"}
 #: Who else may touch os.environ, and why: process plumbing, never a user's setting.
 ENVIRONMENT_PLUMBING = {
     "webhook_service/config.py": "the one reader of the user's settings",

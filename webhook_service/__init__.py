@@ -29,6 +29,7 @@ Package map (``jobs`` holds what runs inside ``hubhook worker`` and ``hubhook po
   fallback and a drift tripwire.
 - ``cli/``: the ``hubhook`` command. ``testing/``: the fake HubSpot and the handler test kit.
 - ``devstack``, ``loading``: a Redis for development; the user's Router from ``module:attribute``.
+- ``devstate``: what ``hubhook dev`` keeps in ``.hubhook/``, which every command reads for unset variables.
 
 ``jobs`` imports this package; here only ``cli/`` and ``testing/`` reach ``jobs`` (the two entry points).
 """

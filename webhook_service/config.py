@@ -62,6 +62,10 @@ class Config:
     #: Names of the variables the environment set (from_env), for the one choice that depends on it:
     #: ``hubhook run`` starts its own Redis unless REDIS_URL is one.
     variables_set: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    #: The ``.hubhook/`` directory whose dev state supplied the variables in ``dev_supplied`` (those the
+    #: environment left unset; ``webhook_service.devstate``), for ``hubhook status`` and Redis's error line.
+    dev_state: str | None = field(default=None, repr=False, compare=False)
+    dev_supplied: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     portal_id: int = 0
     client_id: str | None = None
     oauth_scopes: tuple[str, ...] = DEFAULT_OAUTH_SCOPES
@@ -80,20 +84,38 @@ class Config:
     fast_paths: bool = True
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, dev_state: bool | None = None,
+                 **overrides) -> Config:
         """Read the environment; raise ConfigError naming the variable and the fix on bad values.
 
         Each variable of ``ENVIRONMENT`` that is set becomes its field; an unset one (or an empty one,
         for most) leaves the field's default above, so every default is written once, in the dataclass.
+        With ``dev_state`` (the default when reading the process's own environment), the variables it
+        leaves unset come from the nearest ``.hubhook/`` that ``hubhook dev`` keeps (``devstate``):
+        environment first, then the dev state, then the defaults. An explicit ``environ`` is read alone.
         """
-        env = os.environ if environ is None else environ
+        from webhook_service import devstate
+
+        env: Mapping[str, str] = os.environ if environ is None else environ
+        directory = devstate.find() if (environ is None if dev_state is None else dev_state) else None
+        supplied = devstate.supplied(env, directory)
+        if supplied:
+            env = {**env, **supplied}
         values: dict[str, Any] = {}
         for variable in ENVIRONMENT:
             raw = env.get(variable.name)
             if raw is not None and (value := variable.parse(variable.name, raw)) is not UNSET:
                 values[variable.field] = value
-        config = cls(**values, variables_set=frozenset(v.name for v in ENVIRONMENT if v.field in values))
+        config = cls(**values, variables_set=frozenset(v.name for v in ENVIRONMENT if v.field in values),
+                     dev_state=str(directory) if supplied else None, dev_supplied=frozenset(supplied))
         return replace(config, **overrides).validated()
+
+    def origin(self, variable: str) -> str:
+        """Where a variable's value came from, for ``hubhook status``: the environment, the dev state, or
+        the default."""
+        if variable in self.dev_supplied:
+            return f"dev state in {self.dev_state}"
+        return "environment" if variable in self.variables_set else "default"
 
     def validated(self) -> Config:
         """Return self after checking the values that would otherwise fail much later."""

@@ -44,12 +44,14 @@ class RedisProcess:
     """A redis-server of our own on loopback; ``kill`` is SIGKILL and ``start`` again reuses its AOF."""
 
     def __init__(self, directory: str | Path | None = None, *, appendonly: bool = True,
-                 fsync: str = "everysec") -> None:
+                 fsync: str = "everysec", new_session: bool = False) -> None:
         self.port = free_port()
         self.directory = Path(directory or tempfile.mkdtemp(prefix="hubhook-redis-"))
         self.appendonly = appendonly
         self.fsync = fsync
         self.process: subprocess.Popen | None = None
+        #: True: not in its owner's process group, so a terminal's Ctrl-C stops it only when its owner does
+        self.new_session = new_session
 
     @property
     def url(self) -> str:
@@ -59,7 +61,8 @@ class RedisProcess:
         args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", str(self.directory), "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", self.fsync, "--protected-mode", "yes"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=self.new_session)
         client = Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         while True:

@@ -8,7 +8,10 @@ access token, each portal's OAuth tokens once this process loaded them) is repla
 in the final line, whatever code wrote it. ``redact`` is the same guard for text hubhook stores in
 Redis (handler errors, failed jobs) and ``for_terminal`` for what the operator's commands print.
 
-``HUBHOOK_LOG_FORMAT=text`` prints the same records as ``time level logger: msg key=value ...``.
+``HUBHOOK_LOG_FORMAT=text`` prints the same records as ``time level logger: msg key=value ...``;
+``HUBHOOK_LOG_FORMAT=dev`` (``hubhook dev``'s default) one short sentence per delivery received and per
+handler call (ok in N ms, failed with the one-line error and where, retry in N s, parked), without the
+per-job summary line.
 """
 from __future__ import annotations
 
@@ -114,6 +117,74 @@ class TextFormatter(logging.Formatter):
         return redact(line)
 
 
+class DevFormatter(logging.Formatter):
+    """One readable sentence per delivery and per handler call, for the terminal of ``hubhook dev``.
+
+    The records are the same as in the other formats; only their rendering differs. A handler's
+    failure is one line (its error and the file:line in your code where it was raised), not a traceback.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        extra = getattr(record, FIELDS, None)
+        sentence = _dev_sentence(record.getMessage(), extra) if isinstance(extra, dict) else None
+        if sentence is None:  # any other record: as the text format says it, with a shorter time
+            line = f"{self.formatTime(record, self.datefmt)} {record.levelname.lower()} {record.name}: " \
+                   f"{record.getMessage()}"
+            if isinstance(extra, dict) and extra:
+                line += " " + " ".join(f"{k}={_short(v)}" for k, v in extra.items() if v not in (None, [], ""))
+            if record.exc_info:
+                line += "\n" + self.formatException(record.exc_info)
+            return redact(line)
+        if record.getMessage() == "handler failed" and record.exc_info and record.exc_info[1] is not None:
+            sentence += f" at {_raised_at(record.exc_info[1])}"
+        return redact(f"{self.formatTime(record, self.datefmt)} {sentence}")
+
+
+def _dev_sentence(msg: str, f: dict[str, Any]) -> str | None:
+    what = f"{f.get('type')} {f.get('object_id')}"
+    if msg == "delivery accepted":
+        count = f.get("events", 0)
+        extra = "".join(f", {f[k]} {k}" for k in ("duplicates", "stale") if f.get(k))
+        return (f"received {count} event{'' if count == 1 else 's'} ({_short(f.get('types', []))}; "
+                f"object {_short(f.get('object_ids', []))}): {f.get('enqueued', 0)} enqueued{extra}")
+    if msg == "delivery rejected":
+        return f"refused a delivery: {f.get('status')} {f.get('reason')}: {f.get('error')}"
+    if msg == "handler ok":
+        again = " (retry)" if f.get("attempt") == "retry" else ""
+        return f"handler {f.get('handler')} ok in {f.get('ms')} ms for {what}{again}"
+    if msg == "handler failed":
+        again = " (retry)" if f.get("attempt") == "retry" else ""
+        return f"handler {f.get('handler')} failed in {f.get('ms')} ms for {what}{again}: {f.get('error')}"
+    if msg == "handler retry scheduled":
+        wait = f.get("retry_in")
+        return f"handler {f.get('handler')} for {what}: retry in {wait:g} s" if isinstance(wait, (int, float)) \
+            else f"handler {f.get('handler')} for {what}: retry scheduled"
+    return None
+
+
+def _raised_at(exc: BaseException) -> str:
+    """file:line of the innermost frame outside hubhook and the installed libraries."""
+    from webhook_service.loading import _user_frame
+
+    return _user_frame(exc)
+
+
+class _DevQuiet(logging.Filter):
+    """What the ``dev`` format leaves out: the per-job summary and RQ's own bookkeeping lines (hubhook's
+    lines say the same per handler call), and RQ's traceback of a failing handler's retry job (the
+    handler's line says the error and where)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("rq."):
+            from webhook_service.keys import RUN_HANDLER
+
+            return record.levelno >= logging.WARNING and f"({RUN_HANDLER})" not in record.getMessage()
+        return record.getMessage() != "job done"
+
+
 def _short(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         shown = ",".join(map(str, value[:10]))
@@ -122,8 +193,9 @@ def _short(value: Any) -> str:
 
 
 def formatter(fmt: str = Config.log_format) -> logging.Formatter:
-    """The formatter for ``HUBHOOK_LOG_FORMAT`` (``json``, the default, or ``text``)."""
-    return TextFormatter() if (fmt or Config.log_format).lower() == "text" else JSONFormatter()
+    """The formatter for ``HUBHOOK_LOG_FORMAT`` (``json``, the default, ``text`` or ``dev``)."""
+    chosen = (fmt or Config.log_format).lower()
+    return TextFormatter() if chosen == "text" else DevFormatter() if chosen == "dev" else JSONFormatter()
 
 
 def configure(level: str = Config.log_level, fmt: str = Config.log_format) -> None:
@@ -133,6 +205,8 @@ def configure(level: str = Config.log_level, fmt: str = Config.log_format) -> No
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(fmt))
+    if (fmt or "").lower() == "dev":
+        handler.addFilter(_DevQuiet())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -145,8 +219,8 @@ def configure(level: str = Config.log_level, fmt: str = Config.log_format) -> No
 
 def gunicorn_logconfig(level: str = Config.log_level, fmt: str = Config.log_format) -> dict[str, Any]:
     """``logconfig_dict`` for gunicorn: its own loggers and the app's, all in our format on stderr."""
-    factory = "webhook_service.logs.TextFormatter" if (fmt or "").lower() == "text" else \
-        "webhook_service.logs.JSONFormatter"
+    factory = {"text": "webhook_service.logs.TextFormatter", "dev": "webhook_service.logs.DevFormatter"}.get(
+        (fmt or "").lower(), "webhook_service.logs.JSONFormatter")
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 
 from redis.exceptions import RedisError
+from rq import get_current_job
+from rq.job import Job
 
 from jobs.delivery import batching, dispatch, fetching, parking
 from jobs.delivery.fetching import Enrichment, ObjectChanges
@@ -28,6 +30,7 @@ from webhook_service.errors import (
     TransientAPIError,
 )
 from webhook_service.events import Event
+from webhook_service.logs import fields
 from webhook_service.router import Handler
 
 log = logging.getLogger("hubhook.worker")
@@ -85,6 +88,11 @@ def run_handler(handler_name: str, changes: list[dict], source: str = "webhook")
             handler.fn(_event(ctx, handler, item, enrichment, source))
     except (RateLimited, MissingScopes, NoToken) as exc:  # no retry spent: rescheduled after the wait, or parked
         return parking.defer_running_handler(ctx.queue, ctx.config, handler_name, changes, source, item, exc)
+    except Exception:  # RQ retries it (Retry) or parks it: say when
+        wait = _next_retry(get_current_job())
+        if wait is not None:
+            _retry_scheduled(handler_name, item, wait)
+        raise
     return {"handler": handler_name, "object": f"{item.object_type}:{item.object_id}"}
 
 
@@ -109,11 +117,25 @@ def _call(ctx: context.Context, handler: Handler, item: ObjectChanges, enrichmen
         with recording.handler_run(handler.name, item, source, expected=_EXPECTED):
             handler.fn(_event(ctx, handler, item, enrichment, source))
     except Exception as exc:
-        done = parking.retry_handler(ctx.queue, ctx.config, handler.name, item, source, exc)
-        log.info("handler %s for %s %s %s", handler.name, item.object_type, item.object_id,
-                 "parked in the dead-letter registry" if done == "parked" else "will be retried alone")
+        wait = parking.retry_handler(ctx.queue, ctx.config, handler.name, item, source, exc)
+        if wait is None:
+            log.info("handler %s for %s %s parked in the dead-letter registry", handler.name, item.object_type,
+                     item.object_id)
+        else:
+            _retry_scheduled(handler.name, item, wait)
         return False
     return True
+
+
+def _retry_scheduled(name: str, item: ObjectChanges, wait: float) -> None:
+    log.info("handler retry scheduled", extra=fields(handler=name, type=item.object_type, object_id=item.object_id,
+                                                     retry_in=round(wait, 1)))
+
+
+def _next_retry(job: Job | None) -> float | None:
+    """The wait before RQ runs a failing ``run_handler`` job again, or None when its retries are spent
+    (it is then parked, and the worker says so)."""
+    return float(job.get_retry_interval()) if job is not None and job.retries_left else None
 
 
 def _client(ctx: context.Context, source: str) -> HubSpotClient:

@@ -151,22 +151,23 @@ def handler_job(queue: Queue, config: Config, name: str, changes: list[dict], so
 
 
 def retry_handler(queue: Queue, config: Config, name: str, item: ObjectChanges, source: str,
-                  exc: Exception) -> str:
+                  exc: Exception) -> float | None:
     """A handler failed inside a delivery job: schedule it alone (after HubSpot's wait for a rate
-    limit, which spends no retry), or park it when retrying cannot help. Returns what was done."""
+    limit, which spends no retry), or park it when retrying cannot help. Returns the wait before the
+    retry in seconds, or None when it was parked."""
     label = f"{item.object_type}:{item.object_id}"
     if isinstance(exc, HubSpotAPIError) and parks(exc):
         with queue.connection.pipeline() as pipe:
             _park(pipe, handler_job(queue, config, name, item.changes, source, label, None),
                   reason(exc, item.portal_id))
             pipe.execute()
-        return "parked"
+        return None
     first, *rest = config.handler_retries or (0,)
     wait = rate_wait(exc) if isinstance(exc, RateLimited) else first
     retry = Retry(max=len(rest), interval=list(rest)) if rest else None
     job = handler_job(queue, config, name, item.changes, source, label, retry)
     queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=wait))
-    return "scheduled"
+    return wait
 
 
 def defer_running_handler(queue: Queue, config: Config, name: str, changes: list[dict], source: str,

@@ -4,7 +4,8 @@
 - ``shared``: what every command shares (its Config, its logging, ``--handlers``).
 - ``processes``: ``web``, ``worker``, ``poll``: the Procfile's processes.
 - ``operator``: ``status``, ``inspect``, ``replay``.
-- ``dev``: ``run`` (every process in one terminal), ``send-test-event``.
+- ``dev``: ``dev`` (the local loop), ``run`` (every process in one terminal), ``send-test-event``.
+- ``devloop``: what ``hubhook dev`` runs: its state, its processes, reload on change.
 - ``trigger``: ``trigger TYPE``: a change in the local HubSpot and the signed webhook HubSpot would send.
 - ``oauth``: ``oauth rekey``.
 

@@ -1,5 +1,6 @@
-"""Development commands: ``hubhook run`` (the Procfile's processes in one terminal) and
-``hubhook send-test-event`` (a delivery signed as HubSpot signs it); ``hubhook trigger`` lives in ``trigger``.
+"""Development commands: ``hubhook dev`` (the local loop, ``cli.devloop``), ``hubhook run`` (the
+Procfile's processes in one terminal) and ``hubhook send-test-event`` (a delivery signed as HubSpot signs it);
+``hubhook trigger`` lives in ``trigger``.
 
 honcho's Manager runs ``hubhook web``, ``hubhook worker`` (one or more) and ``hubhook poll``, prefixes
 each output line with the process name, and when one process exits or Ctrl-C arrives it stops all
@@ -58,6 +59,7 @@ def run_all(*, handlers: str | None = None, workers: int = 1, poller: bool = Tru
     env.setdefault("WEB_CONCURRENCY", "1")
     env["PYTHONUNBUFFERED"] = "1"
     config = Config.from_env(env).require_secret().require_hubspot_auth()
+    env["PORT"] = str(config.port)  # the port printed below, not one a `hubhook dev` state would supply
     load_router(config.handlers).check_against(config)  # a bad HUBHOOK_HANDLERS fails here, once
     redis = None
     if "REDIS_URL" in config.variables_set:
@@ -110,6 +112,20 @@ def signed_request(target: str, events: list[dict], secret: str) -> PreparedRequ
     request.prepare_body(body, None)
     request.headers.update(headers)
     return request
+
+
+@click.command()
+@handlers_option
+@click.option("--workers", "worker_count", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--no-poller", is_flag=True, help="Do not start `hubhook poll`.")
+@click.option("--port", type=int, help="Port of the receiver (default: $PORT, the one used last time, or 8000).")
+def dev(handlers: str | None, worker_count: int, no_poller: bool, port: int | None) -> None:
+    """The local loop for your handlers: Redis, fake HubSpot, receiver, worker, poller, reload on change."""
+    from webhook_service.cli.devloop import dev_all
+
+    if worker_count < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--workers")
+    sys.exit(dev_all(os.environ, handlers=handlers, workers=worker_count, poller=not no_poller, port=port))
 
 
 @click.command("send-test-event")

@@ -53,6 +53,8 @@ def operator_config() -> Config:
     """The config of an operator command, its secrets registered so that no printed line shows them."""
     config = Config.from_env()
     logs.add_secrets([*config.client_secrets, config.access_token])
+    if "REDIS_URL" in config.dev_supplied:
+        require_redis(config)  # a dev Redis that is not running: one line saying to start `hubhook dev`
     return config
 
 
@@ -72,6 +74,7 @@ def gather_status(config: Config) -> dict[str, Any]:
         facts = status_report.queue_facts(redis, queue)
         status: dict[str, Any] = {
             "redis": safe_url(config.redis_url),
+            "redis_from": config.origin("REDIS_URL"),
             "queue": {"name": facts.head.name, "queued": facts.head.queued, "started": facts.started,
                       "scheduled": facts.scheduled, "deferred": facts.deferred, "dead_letters": facts.dead_letters,
                       "pending_events": facts.head.pending_events, "max_pending_events": config.max_queue_depth,
@@ -94,7 +97,9 @@ def render_status(status: dict[str, Any]) -> list[str]:
     queue_line = (f"queue    {q['name']}: {q['queued']} queued ({q['pending_events']} events pending, {limit})"
                   f"{oldest}; {q['started']} running, {q['scheduled']} scheduled, {q['deferred']} deferred, "
                   f"{q['dead_letters']} dead letter{'' if q['dead_letters'] == 1 else 's'}")
-    lines = [f"redis    {status['redis']}", queue_line, f"workers  {len(status['workers'])}"]
+    origin = {"environment": "from REDIS_URL", "default": "the default; set REDIS_URL"}.get(
+        status.get("redis_from", ""), f"from the {status.get('redis_from')}")
+    lines = [f"redis    {status['redis']} ({origin})", queue_line, f"workers  {len(status['workers'])}"]
     for w in status["workers"]:
         lines.append(f"  {w['name']:<40} {w['state']:<10} ok={w['ok']} failed={w['failed']}"
                      + (f" job={w['job']}" if w["job"] else ""))

@@ -33,6 +33,9 @@ def require_redis(config: Config) -> None:
     try:
         client.ping()
     except RedisError as exc:
+        if "REDIS_URL" in config.dev_supplied:
+            raise HubhookError(f"dev Redis at {safe_url(config.redis_url)} is not running: start `hubhook dev` in "
+                               f"this directory, or set REDIS_URL (recorded in {config.dev_state})") from None
         raise HubhookError(f"Redis at {safe_url(config.redis_url)} did not answer ({type(exc).__name__}): "
                            f"start redis-server there, or set REDIS_URL to a Redis that is running") from None
     finally:

@@ -1,4 +1,4 @@
-"""``python -m webhook_service.testing.fake_hubspot.server [--port N] [--seed-demo]``: the fake HubSpot in a shell."""
+"""``python -m webhook_service.testing.fake_hubspot [--port N] [--seed-demo]``: the fake HubSpot in a shell."""
 from webhook_service.testing.fake_hubspot.demo import main
 
 main()
