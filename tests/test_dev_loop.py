@@ -347,3 +347,67 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+TRIGGER_HOOKS = '''\
+from pathlib import Path
+
+from webhook_service import Router
+
+router = Router()
+OUT = Path(__file__).resolve().parent.parent / "calls.txt"
+
+
+def note(line):
+    with OUT.open("a") as out:
+        out.write(line + "\\n")
+
+
+@router.on("deal.creation")
+def created(event):
+    note(f"{VERSION} created deal {event.object_id} {event.record['properties']['dealname']}")
+    event.hubspot.update("deals", event.object_id, {"description": "seen by hubhook"})
+
+
+@router.on("deal.propertyChange", property="description")
+def described(event):
+    change = event.changes[0]
+    note(f"described deal {event.object_id} by {change['changeSource']} {change.get('sourceId')}")
+
+
+VERSION = "v1"
+'''
+
+
+def test_trigger_in_dev_runs_the_handler_once_and_its_write_back_comes_back_as_a_webhook(project):
+    # Given `hubhook dev` running a handler that writes back to HubSpot, and one that watches that property
+    (project / "myhooks" / "hooks.py").write_text(TRIGGER_HOOKS)
+    dev = Dev(project, user_env(HUBHOOK_HANDLERS="myhooks.hooks:router", PORT=str(free_port()))).ready()
+    try:
+        # When `hubhook trigger` creates a deal from a second process that sets nothing (it reads .hubhook/)
+        triggered = hubhook(project, "trigger", "deal.creation", "--set", "dealname=Triggered")
+        assert triggered.returncode == 0, triggered.stderr
+        created = re.search(r"^created deal (\d+) ", triggered.stdout, re.M)
+        assert created, triggered.stdout
+        deal = created.group(1)
+        assert re.search(r"^sent 1 event\(s\) \(deal\.creation\) to http://(localhost|127\.0\.0\.1):\d+"
+                         r"/webhooks/hubspot: 200$", triggered.stdout, re.M), triggered.stdout
+        # Then the creation handler ran on the record the trigger wrote
+        wait_until(lambda: f"v1 created deal {deal} Triggered" in calls(project), 60, "the creation handler")
+        # And the fake HubSpot sent the webhook of the handler's own write-back, attributed to the app
+        wait_until(lambda: any(c.startswith(f"described deal {deal} by INTEGRATION") for c in calls(project)), 60,
+                   "the write-back's webhook")
+        # When the handler is edited while dev runs, and the trigger runs again
+        (project / "myhooks" / "hooks.py").write_text(TRIGGER_HOOKS.replace('VERSION = "v1"', 'VERSION = "v2"'))
+        dev.wait_for(r"^dev\s+\| handlers changed \(myhooks/hooks\.py\): reloaded", "the reload line")
+        again = hubhook(project, "trigger", "deal.creation", "--set", "dealname=Again")
+        assert again.returncode == 0, again.stderr
+        # Then the new code handles it, without a restart
+        wait_until(lambda: any(c.startswith("v2 created deal") and c.endswith("Again") for c in calls(project)), 60,
+                   "the edited handler")
+        # And the trigger's own write caused no second delivery: each creation ran the handler exactly once
+        # (the webhooks the fake sends for its writes are silenced by the trigger's fake-only header)
+        wait_until(lambda: sum(c.startswith("described deal") for c in calls(project)) >= 2, 60, "both write-backs")
+        assert sum("created deal" in c for c in calls(project)) == 2, calls(project)
+    finally:
+        assert dev.stop() == 130

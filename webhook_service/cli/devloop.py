@@ -290,6 +290,11 @@ def dev_all(environ: Mapping[str, str], *, handlers: str | None, workers: int, p
     from webhook_service.cli.shared import require_redis
     from webhook_service.loading import load_router
 
+    try:  # the reload thread imports it later, where a failure would go unseen
+        import watchfiles  # noqa: F401
+    except ImportError:
+        raise ConfigError("`hubhook dev` reloads handlers with the watchfiles package, which is not installed: "
+                          "reinstall hubhook (`pip install -e .` in its clone, or `make install`)") from None
     directory = devstate.ensure()
     state = devstate.load(directory)
     leftovers = stop_leftovers(state)
