@@ -51,6 +51,7 @@ from redis import Redis
 
 from webhook_service.devstack import RedisProcess, free_port
 from webhook_service.testing import FakeHubSpot, make_event
+from webhook_service.testing.fake_hubspot.demo import seed_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -171,6 +172,7 @@ class PageRun:
         self.page, self.dir = page, directory
         self.ports = {port: str(free_port()) for port in DOC_PORTS}
         self.fake = FakeHubSpot().start()
+        seed_demo(self.fake)  # the records `hubhook dev`'s own fake holds, which the pages' commands name
         self.processes: list[tuple[str, subprocess.Popen, Path]] = []
         self.ran: set[str] = set()
         if directory.exists():
