@@ -93,7 +93,7 @@ class Reader:
         except (JournalError, Malformed) as exc:
             self.failures += 1
             self._error(str(exc))
-            return min(MAX_BACKOFF, 2.0 ** self.failures)
+            return min(MAX_BACKOFF, max(self.config.journal_poll_interval, 0.01) * 2.0 ** self.failures)
 
     def _file(self, pointer: format.Pointer) -> bool:
         """Enqueue one file's events, then move the offset to it; False: ask for fresh pointers first."""
