@@ -96,12 +96,14 @@ def catch_up(events: int) -> None:
         found = queued(redis, config)
     unique = len({e["objectId"] for e in found})
     if len(found) != events or unique != events:
-        raise SystemExit(f"FAILED: {len(found):,} events enqueued for {unique:,} changes, expected {events:,} once each")
+        raise SystemExit(f"FAILED: {len(found):,} events enqueued for {unique:,} changes, "
+                         f"expected {events:,} once each")
     rate = events / elapsed
     print(f"caught up {events:,} journal events in {elapsed:.1f} s: {rate:,.0f} events/s "
           f"(intake alone: {baseline:,.0f}/s; target >= {TARGET:,}/s)")
     emit(f"journal catch-up into the queue (events/s, {events // 1000}k events, process startup included)",
-         f"{rate:,.0f}/s", baseline=f"intake alone {baseline:,.0f}/s; ratio {rate / baseline:.2f}; target >= {TARGET:,}/s")
+         f"{rate:,.0f}/s",
+         baseline=f"intake alone {baseline:,.0f}/s; ratio {rate / baseline:.2f}; target >= {TARGET:,}/s")
 
 
 def _mapped(raw: list[dict]) -> list[dict]:

@@ -172,8 +172,8 @@ def map_event(raw: dict) -> tuple[list[dict], str | None]:
     if at is None or not isinstance(portal, int) or isinstance(portal, bool):
         return [], "missing:occurredAt/portalId"
     association = kind == "associationChange"
-    type_id = raw.get("fromObjectTypeId" if association else "objectTypeId")
-    object_id = raw.get("fromObjectId" if association else "objectId")
+    type_id: Any = raw.get("fromObjectTypeId" if association else "objectTypeId")
+    object_id: Any = raw.get("fromObjectId" if association else "objectId")
     if not isinstance(type_id, str) or not objects.TYPE_ID.fullmatch(type_id) or not _is_id(object_id):
         return [], f"type:{str(raw.get('type'))[:40]}" if raw.get("type") not in ("crmObject", "association") \
             else "missing:objectTypeId/objectId"
@@ -190,7 +190,7 @@ def map_event(raw: dict) -> tuple[list[dict], str | None]:
         return [{**base, "propertyName": prop, "propertyValue": "" if value is None else str(value)}
                 for prop, value in changes], None
     if association:
-        to_id = raw.get("toObjectId")
+        to_id: Any = raw.get("toObjectId")
         if not _is_id(to_id):
             return [], "missing:toObjectId"
         base.update(fromObjectId=int(object_id), toObjectId=int(to_id),
@@ -219,10 +219,10 @@ def _property_changes(value: Any) -> list[tuple[str, Any]] | None:
     if isinstance(value, dict):
         return [(str(k), v) for k, v in value.items()]
     if isinstance(value, list):
-        pairs = []
+        pairs: list[tuple[str, Any]] = []
         for item in value:
-            if isinstance(item, dict) and isinstance(item.get("propertyName", item.get("name")), str):
-                pairs.append((item.get("propertyName", item.get("name")),
-                              item.get("propertyValue", item.get("value", item.get("newValue")))))
+            name = item.get("propertyName", item.get("name")) if isinstance(item, dict) else None
+            if isinstance(name, str):
+                pairs.append((name, item.get("propertyValue", item.get("value", item.get("newValue")))))
         return pairs
     return None

@@ -186,7 +186,8 @@ class Reader:
 
     def _error(self, message: str) -> None:
         log.warning("journal: %s", message)
-        self.redis.hset(keys.JOURNAL_STATE, mapping={"last_error": message[:300], "last_error_at": f"{time.time():.3f}"})
+        self.redis.hset(keys.JOURNAL_STATE, mapping={"last_error": message[:300],
+                                                     "last_error_at": f"{time.time():.3f}"})
 
 
 class Malformed(Exception):

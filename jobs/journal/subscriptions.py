@@ -9,12 +9,11 @@ wanted subscription that an existing one of the same portal, type and kind alrea
 """
 from __future__ import annotations
 
+from jobs.journal import format
+from jobs.journal.client import JournalClient
 from webhook_service import objects
 from webhook_service.config import Config
 from webhook_service.router import Router
-
-from jobs.journal import format
-from jobs.journal.client import JournalClient
 
 _ALL_ACTIONS = tuple(format.JOURNAL_ACTIONS)
 

@@ -181,7 +181,8 @@ def change_identity(event: dict) -> bytes | None:
     action = kind.split(".", 1)[1]
     otype = objects.event_type(event)
     occurred = event.get("occurredAt")
-    if action not in _CHANGE_ACTIONS or otype is None or isinstance(occurred, bool) or not isinstance(occurred, (int, float)):
+    if action not in _CHANGE_ACTIONS or otype is None or isinstance(occurred, bool) or \
+            not isinstance(occurred, (int, float)):
         return None
     parts: list[Any] = ["change", event.get("portalId"), otype, action, str(event.get("objectId")), int(occurred)]
     if action == "propertyChange":

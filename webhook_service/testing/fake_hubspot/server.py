@@ -39,6 +39,12 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from webhook_service.objects import lookup
 from webhook_service.testing.fake_hubspot import crm
 from webhook_service.testing.fake_hubspot.auth import OAuthApp, TokenBook, auth_error
+from webhook_service.testing.fake_hubspot.journal import (
+    RETENTION_SECONDS,
+    URL_LIFETIME_SECONDS,
+    FakeJournal,
+    is_journal_path,
+)
 from webhook_service.testing.fake_hubspot.policy import Call, Faults, RateLimits, fault_body
 from webhook_service.testing.fake_hubspot.shapes import (
     ValidationFailed,
@@ -48,8 +54,6 @@ from webhook_service.testing.fake_hubspot.shapes import (
     rate_limit_body,
     render,
 )
-from webhook_service.testing.fake_hubspot.journal import RETENTION_SECONDS, URL_LIFETIME_SECONDS, FakeJournal, \
-    is_journal_path
 from webhook_service.testing.fake_hubspot.store import Portals
 from webhook_service.testing.fake_hubspot.webhooks import (
     EMIT_HEADER,
