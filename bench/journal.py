@@ -117,7 +117,8 @@ def reconcile_calls(changes: int = 1_000) -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}/webhooks/hubspot"
         config = Config(redis_url=server.url, client_secrets=(SECRET,), access_token=TOKEN, api_base_url=fake.url,
-                        webhook_url=url, client_id=CLIENT_ID, journal_mode="reconcile", journal_poll_interval=0.05)
+                        webhook_url=url, client_id=CLIENT_ID, journal_mode="reconcile", journal_poll_interval=0.05,
+                        journal_reconcile_delay=0.0)
         http = make_server("127.0.0.1", port, create_app(config), threaded=True, request_handler=_Quiet)
         threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
         try:

@@ -19,8 +19,9 @@ CLIENT_ID = "journal-test-app"
 
 def journal_config(config: Config, mode: str = "intake", **overrides) -> Config:
     """``config`` reading the journal: the app's client id (its secret is the suite's), quick polls."""
+    values = {"journal_reconcile_delay": 0.0, **overrides}
     return dataclasses.replace(config, client_id=CLIENT_ID, journal_mode=mode, journal_poll_interval=0.05,
-                               poll_lock_ttl=1.0, **overrides)
+                               poll_lock_ttl=1.0, **values)
 
 
 def update_event(object_id: int, properties: dict, occurred_ms: int, *, portal: int = 62515,

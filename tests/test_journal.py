@@ -372,3 +372,18 @@ def test_journal_events_map_to_the_webhook_shape_of_the_same_change():
     assert mapped.events[2]["objectTypeId"] == "2-99" and mapped.events[3]["associationRemoved"] is True
     assert mapped.events[4]["mergedObjectIds"] == [8] and not mapped.skipped
 
+
+
+def test_reconcile_mode_leaves_a_young_change_to_its_webhook_first(config, hubspot, redis):
+    # Given reconcile mode with the default delay, and one change made just now
+    config = journal_config(config, mode="reconcile", journal_reconcile_delay=60.0)
+    hubspot.serve_journal()
+    hubspot.add("deals", 901, {"dealname": "fresh"})
+    # When the reader runs until nothing is due
+    reader.run(config, once=True)
+    # Then nothing was enqueued and the offset did not move: the file is read once the change is a minute old
+    assert queued_events(redis, config) == [] and "offset" not in state(redis)
+    # When the same change is older than the delay (a reader with a shorter delay stands for a minute later)
+    reader.run(journal_config(config, mode="reconcile", journal_reconcile_delay=0.0), once=True)
+    # Then it is read
+    assert [e["objectId"] for e in queued_events(redis, config)] == [901, 901]

@@ -82,6 +82,7 @@ class Config:
     fast_paths: bool = True
     journal_mode: str | None = None         # "intake" or "reconcile": ``hubhook journal`` reads the Webhooks Journal
     journal_poll_interval: float = 5.0      # seconds the journal reader waits when nothing new is there
+    journal_reconcile_delay: float = 60.0   # reconcile mode: a change this young is left to its webhook first
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
@@ -306,4 +307,5 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("HUBHOOK_FAST_PATHS", "fast_paths", _switch),
     Variable("HUBHOOK_JOURNAL_MODE", "journal_mode", _text),
     Variable("HUBHOOK_JOURNAL_POLL_INTERVAL", "journal_poll_interval", _seconds),
+    Variable("HUBHOOK_JOURNAL_RECONCILE_DELAY", "journal_reconcile_delay", _seconds),
 )

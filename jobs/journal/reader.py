@@ -9,6 +9,10 @@ Only when every event of a file is enqueued does the offset move to that file, i
 already took, by each change's identity (``webhook_service.receiver.intake.change_identity``), which is
 also how a change that came by webhook too reaches each handler once.
 
+In ``reconcile`` mode webhooks are the fast path: a file is read once its newest change is
+``HUBHOOK_JOURNAL_RECONCILE_DELAY`` old, so the webhooks of its changes land first (they say who made a
+change, which echo suppression needs; the journal does not) and the journal only fills what they missed.
+
 A lost offset (HubSpot answers 4xx for it: older than the three days it keeps events, or never issued) is
 said once, and reading restarts at the earliest file; the poller's search cursors are moved back to the
 newest change read before, so the search reconcile walks the gap the journal no longer holds. A file that
@@ -87,6 +91,9 @@ class Reader:
         except OffsetLost as exc:
             self._lost(exc, state)
             return 0.0
+        except NotYet as exc:
+            self.failures, self.caught_up = 0, True
+            return exc.seconds
         except Throttled as exc:
             self._error(str(exc))
             return exc.retry_after
@@ -106,6 +113,10 @@ class Reader:
         except format.MalformedFile as exc:
             return self._malformed(pointer, str(exc))
         mapped = format.map_file(events, self._unknown)
+        if self.config.journal_mode == "reconcile" and mapped.newest_ms is not None:
+            due = mapped.newest_ms / 1000 + self.config.journal_reconcile_delay - time.time()
+            if due > 0:   # webhooks are the fast path: give this file's webhooks time to land first
+                raise NotYet(due)
         for reason, count in mapped.skipped.items():
             stats.count("journal_skipped", count, reason=reason)
             if reason not in self._said:   # once per reason and process: the metric counts the rest
@@ -192,6 +203,14 @@ class Reader:
 
 class Malformed(Exception):
     """A malformed file's attempt that will be retried (internal)."""
+
+
+class NotYet(Exception):
+    """Reconcile mode: the next file is younger than HUBHOOK_JOURNAL_RECONCILE_DELAY (internal)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the next journal file is due in {seconds:.0f}s")
+        self.seconds = seconds
 
 
 def run(config: Config, *, once: bool = False, stop: threading.Event | None = None) -> None:
