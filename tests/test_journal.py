@@ -15,6 +15,7 @@ import sys
 
 import pytest
 import requests
+from prometheus_client import CollectorRegistry, generate_latest
 
 from jobs.journal import format, reader
 from jobs.journal.client import JournalClient
@@ -22,6 +23,7 @@ from jobs.poller.cursor import Cursor
 from webhook_service import keys
 from webhook_service.receiver.signature import signed_headers
 from webhook_service.telemetry import stats
+from webhook_service.telemetry.prometheus import RedisCollector
 
 from .conftest import ROOT, SECRET, drain
 from .journal_support import (
@@ -87,6 +89,8 @@ def test_intake_mode_end_to_end_handlers_see_journal_changes(config, hubspot, re
     config = journal_config(config)
     hubspot.serve_journal()
     ledger = Ledger("deal.creation", "deal.propertyChange")
+    stats.flush(redis)   # figures earlier tests of this process left in the buffer are not this test's
+    redis.delete(keys.STATS)
     # When deals are created and changed in HubSpot, and the reader runs until it has nothing new
     hubspot.add("deals", 601, {"dealname": "A"})
     hubspot.update("deals", 601, {"dealname": "B", "amount": "5"})
@@ -103,6 +107,13 @@ def test_intake_mode_end_to_end_handlers_see_journal_changes(config, hubspot, re
     row = reader.status(config, redis)
     assert row["offset"] == hubspot.journal.files[-1].offset and row["at_latest"] and row["lag_seconds"] == 0
     assert (row["files"], row["events_read"], row["events_enqueued"]) == (3, 5, 6)
+    # And /metrics carries the lag and the reader's counters
+    stats.flush(redis)
+    registry = CollectorRegistry()
+    registry.register(RedisCollector(config, redis))
+    scraped = generate_latest(registry).decode()
+    assert "hubhook_journal_lag_seconds 0.0" in scraped and "hubhook_journal_files_total 3.0" in scraped
+    assert 'hubhook_journal_events_total{outcome="enqueued"} 6.0' in scraped
     # When the reader runs again with nothing new, nothing more is enqueued
     reader.run(config, once=True)
     assert queued_events(redis, config) == []
@@ -257,6 +268,8 @@ def test_unknown_actions_types_and_fields_are_counted_and_malformed_files_retrie
     bad = hubspot.journal.append([], raw=b"<html>oops</html>")
     last = hubspot.journal.append([], raw=gzip.compress(json.dumps(
         {"offset": "x", "journalEvents": [update_event(32, {"amount": "4"}, 1_760_000_000_001)]}).encode()))
+    stats.flush(redis)   # figures earlier tests of this process left in the buffer are not this test's
+    redis.delete(keys.STATS)
     # When the reader runs until it has nothing new
     for _ in range(reader.MALFORMED_ATTEMPTS):
         reader.run(config, once=True)
