@@ -400,3 +400,17 @@ def test_reconcile_mode_leaves_a_young_change_to_its_webhook_first(config, hubsp
     reader.run(journal_config(config, mode="reconcile", journal_reconcile_delay=0.0), once=True)
     # Then it is read
     assert [e["objectId"] for e in queued_events(redis, config)] == [901, 901]
+
+
+def test_an_expired_download_link_is_asked_for_again(config, hubspot, redis):
+    # Given download links valid for one second, and a first download that HubSpot's storage answers late
+    config = journal_config(config)
+    hubspot.serve_journal(url_lifetime=1)
+    hubspot.add("deals", 951, {"dealname": "slow"})
+    hubspot.hang_next(1, 1.5, path_contains="/_fake-s3/")
+    # When the reader runs until it has nothing new
+    reader.run(config, once=True)
+    # Then the expired link was refused (403), a fresh pointer asked for, and the file read once
+    downloads = [c.status for c in hubspot.calls if c.path.startswith("/_fake-s3/")]
+    assert downloads == [403, 200]
+    assert [e["objectId"] for e in queued_events(redis, config)] == [951, 951]

@@ -84,8 +84,9 @@ class Reader:
                 return self.config.journal_poll_interval
             for pointer in pointers:
                 self.guard.check()
-                if not self._file(pointer):
-                    break
+                if not self._file(pointer):   # its link expired: fresh pointers, after a short wait
+                    self.failures += 1
+                    return self._backoff()
             self.failures = 0
             return 0.0
         except OffsetLost as exc:
@@ -100,7 +101,11 @@ class Reader:
         except (JournalError, Malformed) as exc:
             self.failures += 1
             self._error(str(exc))
-            return min(MAX_BACKOFF, max(self.config.journal_poll_interval, 0.01) * 2.0 ** self.failures)
+            return self._backoff()
+
+    def _backoff(self) -> float:
+        """After a failure: the poll interval, doubled each failure in a row, at most MAX_BACKOFF."""
+        return min(MAX_BACKOFF, max(self.config.journal_poll_interval, 0.01) * 2.0 ** self.failures)
 
     def _file(self, pointer: format.Pointer) -> bool:
         """Enqueue one file's events, then move the offset to it; False: ask for fresh pointers first."""
