@@ -30,6 +30,7 @@ BENCHES = [
     ("stream.py", [], 90),
     ("poller.py", ["--records", "100000"], 180),
     ("polled_history.py", [], 120),  # 100k records: >= 100 s at the 1,000/s ceiling
+    ("journal.py", [], 60),
     ("receiver.py", [], 150),
     ("ack_latency.py", ["--seconds", "15"], 120),
     ("latency.py", [], 80),

@@ -26,6 +26,8 @@ DEFAULT_SIGNATURE_VERSIONS = ("v3", "v2", "v1")
 #: https://developers.hubspot.com/docs/api/webhooks); the receiver answers 413 above the cap.
 DEFAULT_MAX_EVENTS_PER_DELIVERY = 100
 MIN_METRICS_TOKEN_LENGTH = 16
+#: ``HUBHOOK_JOURNAL_MODE``: the journal alone, or webhooks healed by the journal.
+JOURNAL_MODES = ("intake", "reconcile")
 DEFAULT_OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read")
 
 
@@ -82,6 +84,9 @@ class Config:
     metrics_token: str | None = field(default=None, repr=False)
     #: False: RQ's and CPython's stock paths, not hubhook's fast ones (``webhook_service.private_apis``).
     fast_paths: bool = True
+    journal_mode: str | None = None         # "intake" or "reconcile": ``hubhook journal`` reads the Webhooks Journal
+    journal_poll_interval: float = 5.0      # seconds the journal reader waits when nothing new is there
+    journal_reconcile_delay: float = 60.0   # reconcile mode: a change this young is left to its webhook first
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dev_state: bool | None = None,
@@ -151,6 +156,9 @@ class Config:
             raise ConfigError(f"HUBHOOK_SIGNATURE_VERSIONS must be v3 (strict: OAuth and project apps) or v3 "
                               f"with v1 and/or v2 (the default v3,v2,v1; a private app needs v1), "
                               f"got {','.join(self.signature_versions)[:40]!r}")
+        if self.journal_mode is not None and self.journal_mode not in JOURNAL_MODES:
+            raise ConfigError(f"HUBHOOK_JOURNAL_MODE must be intake (the journal is the only source) or reconcile "
+                              f"(webhooks first, the journal heals gaps), got {self.journal_mode[:40]!r}")
         if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
             raise ConfigError(f"HUBHOOK_METRICS_TOKEN must have at least {MIN_METRICS_TOKEN_LENGTH} "
                               "characters; make one with: "
@@ -319,4 +327,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("PROMETHEUS_MULTIPROC_DIR", "metrics_dir", _text),
     Variable("HUBHOOK_METRICS_TOKEN", "metrics_token", _token),
     Variable("HUBHOOK_FAST_PATHS", "fast_paths", _switch),
+    Variable("HUBHOOK_JOURNAL_MODE", "journal_mode", _text),
+    Variable("HUBHOOK_JOURNAL_POLL_INTERVAL", "journal_poll_interval", _seconds),
+    Variable("HUBHOOK_JOURNAL_RECONCILE_DELAY", "journal_reconcile_delay", _seconds),
 )

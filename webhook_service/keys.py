@@ -127,6 +127,14 @@ def poller_property_marks(portal: int | str, object_type: str) -> str:
 POLLER_WEBHOOK_PORTALS = key("poller", "webhook", "portals")
 
 
+# -- the Webhooks Journal reader ---------------------------------------------------------------------------
+
+#: The active journal reader's lock (the poller's leadership model, its own key; ``jobs.journal.reader``).
+JOURNAL_LEADER = key("journal", "leader")
+#: The reader's offset and figures, a hash (no TTL; ``jobs.journal.reader``): never a token.
+JOURNAL_STATE = key("journal", "state")
+
+
 # -- OAuth ------------------------------------------------------------------------------------------------
 
 #: Digests of install states already used, a sorted set (TTL STATE_TTL + 60 s;
@@ -161,6 +169,10 @@ POLLER_RUN = "jobs.poller.main:run"
 POLLER_STATUS = "jobs.poller.main:status_rows"
 #: The rate budget's use per scope, for ``hubhook status``.
 RATE_STATUS = "jobs.hubspot.rate_budget:status_rows"
+#: ``hubhook journal``: read the Webhooks Journal until stopped.
+JOURNAL_RUN = "jobs.journal.reader:run"
+#: The journal reader's state as one dict, for ``hubhook journal status``, ``hubhook status`` and ``/metrics``.
+JOURNAL_STATUS = "jobs.journal.reader:status"
 #: Why a worker must not run a stored job (None when it is hubhook's), for ``hubhook replay``.
 JOB_REFUSAL = "jobs.worker.allowlist:refusal"
 

@@ -45,7 +45,7 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
                             max_events=batching.limit(ctx.config.coalesce_max_events, ctx.router.handlers, events))
     try:
         events = _routable(batch.events)
-        if source == "webhook":  # so reconciliation polling does not deliver these changes a second time
+        if source in ("webhook", "journal"):  # so reconciliation polling does not deliver them a second time
             reconcile.note_webhook_changes(ctx.redis, events, ctx.config.reconcile_interval)
         work = []
         for item in fetching.group_changes(dispatch.drop_echoes(ctx.config, events)):

@@ -38,12 +38,15 @@ class Stopped(Exception):
 class Leadership:
     """The leader lock as the poller uses it: try, renew, wait while renewing, release."""
 
-    def __init__(self, redis: Redis, ttl: float, stop: threading.Event | None = None) -> None:
+    def __init__(self, redis: Redis, ttl: float, stop: threading.Event | None = None, *,
+                 key: str = LEADER_KEY) -> None:
+        """``key``: the lock's name; the journal reader (``jobs.journal.reader``) leads with its own."""
         self.ttl = max(float(ttl), 0.3)
         self.heartbeat = self.ttl / 3
         self.stop = stop or threading.Event()
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lock = redis.lock(LEADER_KEY, timeout=self.ttl, thread_local=False)
+        self.key = key
+        self.lock = redis.lock(key, timeout=self.ttl, thread_local=False)
         self.redis = redis
         self.held = False
         self._renewed = 0.0
@@ -92,12 +95,12 @@ class Leadership:
 
     def holder(self) -> str | None:
         """Who holds the lock now (its identity), or None."""
-        return current_leader(self.redis)
+        return current_leader(self.redis, self.key)
 
 
-def current_leader(redis: Redis) -> str | None:
-    """The identity of the active poller, for ``hubhook status``."""
-    value = redis.get(LEADER_KEY)
+def current_leader(redis: Redis, key: str = LEADER_KEY) -> str | None:
+    """The identity of the active poller (or of the process holding ``key``), for ``hubhook status``."""
+    value = redis.get(key)
     return text(value) if value else None
 
 

@@ -88,3 +88,29 @@ def delivered_by_webhook(redis: Redis, portal: int, object_type: str,
         answers = pipe.execute()
     best = [max((a[i] for a in answers if a[i] is not None), default=None) for i in range(len(ids))]
     return [b is not None and b + SLACK_MS >= ms for b, (_, ms) in zip(best, versions)]
+
+
+#: KEYS: one search cursor. ARGV: the time to walk again from (ms). Moves ``position`` and ``floor`` back
+#: to it, never forward, in one step, so a pass that commits meanwhile cannot undo the rewind halfway.
+_REWIND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local since = tonumber(ARGV[1])
+for _, name in ipairs({'position', 'floor'}) do
+  local current = tonumber(redis.call('HGET', KEYS[1], name) or '-1')
+  if current < 0 or current > since then redis.call('HSET', KEYS[1], name, ARGV[1]) end
+end
+return 1
+"""
+
+
+def rewind_search(redis: Redis, since_ms: int) -> int:
+    """Make every search cursor walk again from ``since_ms``: the search reconcile of a gap another source
+    (the Webhooks Journal, whose offset expired) could not cover. Changes a webhook or the journal already
+    delivered are dropped there as usual (``delivered_by_webhook``). Returns how many cursors moved back."""
+    script = redis.register_script(_REWIND)
+    moved = 0
+    for name in redis.scan_iter(match=keys.POLLER_CURSORS, count=500):
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        if text.endswith(":search"):
+            moved += int(script(keys=[text], args=[int(since_ms)]))
+    return moved

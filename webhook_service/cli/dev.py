@@ -32,14 +32,17 @@ def _hubhook() -> str:
     return str(found) if found.exists() else "hubhook"
 
 
-def commands(workers: int, poller: bool) -> dict[str, str]:
-    """Process name -> shell command, as a Procfile would say it (``exec`` so signals reach hubhook)."""
+def commands(workers: int, poller: bool, journal: bool = False) -> dict[str, str]:
+    """Process name -> shell command, as a Procfile would say it (``exec`` so signals reach hubhook);
+    ``journal``: the Webhooks Journal reader too (HUBHOOK_JOURNAL_MODE is set)."""
     exe = shlex.quote(_hubhook())
     procs = {"web": f"exec {exe} web"}
     for n in range(1, workers + 1):
         procs["worker" if workers == 1 else f"worker.{n}"] = f"exec {exe} worker"
     if poller:
         procs["poller"] = f"exec {exe} poll"
+    if journal:
+        procs["journal"] = f"exec {exe} journal"
     return procs
 
 
@@ -71,7 +74,7 @@ def run_all(*, handlers: str | None = None, workers: int = 1, poller: bool = Tru
           f"http://localhost:{config.port}/webhooks/hubspot; Ctrl-C stops everything", flush=True)
     manager = Manager()
     try:
-        for name, command in commands(workers, poller).items():
+        for name, command in commands(workers, poller, journal=config.journal_mode is not None).items():
             manager.add_process(name, command, env=env)
         manager.loop()
     finally:

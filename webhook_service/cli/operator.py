@@ -84,6 +84,7 @@ def gather_status(config: Config) -> dict[str, Any]:
             "rate_budget": status_report.rate_budget(config, redis),
         }
         status["poll_cursors"] = status_report.poll_rows(config)
+        status["journal"] = status_report.journal_row(config, redis)
     except RedisError as exc:
         raise HubhookError(f"cannot read Redis at {safe_url(config.redis_url)} ({type(exc).__name__}): is it "
                            f"running, and is REDIS_URL right?") from None
@@ -117,6 +118,9 @@ def render_status(status: dict[str, Any]) -> list[str]:
                          f"lag {lag}, last poll {r.get('last_poll') or '-'}: {r.get('outcome')}")
         if rows and rows[0].get("leader"):
             lines.append(f"  leader: {rows[0]['leader']}")
+    if status.get("journal") is not None:
+        from webhook_service.cli.journal import render
+        lines.extend(render(status["journal"]))
     lines.append("rate budget (burst window)" + ("" if status["rate_budget"] else ": unused in the current window"))
     for r in status["rate_budget"]:
         paused = f", paused {r['paused_for']:.0f}s more" if r.get("paused_for") else ""
@@ -158,7 +162,7 @@ def _change(change: dict[str, Any]) -> str:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 def status(as_json: bool) -> None:
-    """Queues, workers, dead letters by handler, poll cursors and lag, rate budget used."""
+    """Queues, workers, dead letters by handler, poll cursors and lag, journal reader, rate budget used."""
     data = gather_status(operator_config())
     text = json.dumps(data, default=str) if as_json else "\n".join(render_status(data))
     click.echo(logs.for_terminal(text))

@@ -116,6 +116,16 @@ def poll_rows(config: Config) -> list[dict] | None:
     return status_rows(config)
 
 
+def journal_row(config: Config, redis: Redis) -> dict | None:
+    """The Webhooks Journal reader's offset, lag and figures (``jobs.journal.reader.status``), or None
+    when no reader ever ran (or this installation has none)."""
+    try:
+        journal_status = keys.load(keys.JOURNAL_STATUS)
+    except (ImportError, AttributeError):
+        return None
+    return journal_status(config, redis)
+
+
 def rate_budget(config: Config, redis: Redis) -> list[dict]:
     """Each scope (portal, or "app") that used the burst budget in its current window
     (``jobs.hubspot.rate_budget.status_rows``)."""

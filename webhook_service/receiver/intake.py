@@ -41,7 +41,7 @@ from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.job import Job
 
-from webhook_service import keys, private_apis
+from webhook_service import keys, objects, private_apis
 from webhook_service.config import Config
 from webhook_service.keys import PROCESS_DELIVERY
 from webhook_service.private_apis import json_identity, rq_enqueue
@@ -77,6 +77,7 @@ _DIGEST_SIZE = 12  # bytes, raw: the width _INTAKE cuts the concatenated digests
 _BUCKETS = 3
 #: KEYS: the pending counter. ARGV: the seen-sets' prefix, the delivery's digests (12 raw bytes each,
 #: concatenated: one argument instead of a hundred), the dedupe TTL, the pending limit (0: none), how
+#: many events the job holds (0: one per digest; fewer when each event also has its change identity), how
 #: many commands follow (or 'check': check only and return {3, pending}; or 'mark': write the digests
 #: and count without checking), then each command as its length and its words. The seen-sets and
 #: RQ's keys are not in KEYS, so this needs one Redis (as MULTI across them would). Redis's TIME picks the
@@ -102,16 +103,16 @@ for b = bucket - 2, bucket do
 end
 local pending = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if pending < 0 then pending = 0 end
-if seen > 0 and ARGV[5] ~= 'mark' then
+if seen > 0 and ARGV[6] ~= 'mark' then
   local out = {}
   for i = 1, #members do out[i] = flags[i] and '1' or '0' end
   return {0, pending, table.concat(out)}
 end
 local limit = tonumber(ARGV[4])
 if limit > 0 and pending >= limit then return {1, pending} end
-if ARGV[5] == 'check' then return {3, pending} end
-local at = 6
-for _ = 1, tonumber(ARGV[5]) or 0 do
+if ARGV[6] == 'check' then return {3, pending} end
+local at = 7
+for _ = 1, tonumber(ARGV[6]) or 0 do
   local len = tonumber(ARGV[at])
   redis.call(unpack(ARGV, at + 1, at + len))
   at = at + len + 1
@@ -119,7 +120,8 @@ end
 local current = prefix .. bucket
 for i = 1, #members, 1000 do redis.call('SADD', current, unpack(members, i, math.min(i + 999, #members))) end
 redis.call('EXPIREAT', current, (bucket + 3) * width)  -- the moment it leaves the window looked up
-redis.call('INCRBY', KEYS[1], #members)
+local counted = tonumber(ARGV[5])
+redis.call('INCRBY', KEYS[1], counted > 0 and counted or #members)
 return {2, pending}
 """
 _SOME_SEEN, _THROTTLED, _WRITTEN, _CHECKED = 0, 1, 2, 3
@@ -155,6 +157,40 @@ def _digest(event: dict) -> bytes:
     digest = named.copy()
     digest.update(json_identity.encode(list(map(event.get, names))).encode())
     return digest.digest()
+
+
+#: The actions whose changes both paths carry; ``change_identity`` covers these only.
+_CHANGE_ACTIONS = frozenset({"creation", "deletion", "propertyChange", "associationChange", "merge", "restore",
+                             "privacyDeletion"})
+
+
+def change_identity(event: dict) -> bytes | None:
+    """What identifies a change whichever path brought it, push webhook or Webhooks Journal; None when the
+    event is not a CRM change (then only its own digest dedupes it).
+
+    The journal documents no ``eventId`` (https://developers.hubspot.com/docs/api-reference/latest/
+    webhooks-journal/journal-entries/guide), so the identity is what both paths carry: the portal, the
+    object type (``deal``, whether named by ``deal.*`` or by ``object.*`` with ``objectTypeId`` 0-3), the
+    action, the object id, ``occurredAt`` in epoch ms, and for a property change its name and new value,
+    for an association change both ends and whether it was removed. It assumes HubSpot stamps one change
+    with the same ``occurredAt`` on both paths, which HubSpot does not document.
+    """
+    kind = event.get("subscriptionType")
+    if not isinstance(kind, str) or "." not in kind:
+        return None
+    action = kind.split(".", 1)[1]
+    otype = objects.event_type(event)
+    occurred = event.get("occurredAt")
+    if action not in _CHANGE_ACTIONS or otype is None or isinstance(occurred, bool) or \
+            not isinstance(occurred, (int, float)):
+        return None
+    parts: list[Any] = ["change", event.get("portalId"), otype, action, str(event.get("objectId")), int(occurred)]
+    if action == "propertyChange":
+        value = event.get("propertyValue")
+        parts += [event.get("propertyName"), None if value is None else str(value)]
+    elif action == "associationChange":
+        parts += [str(event.get("fromObjectId")), str(event.get("toObjectId")), bool(event.get("associationRemoved"))]
+    return _blake2b(json_identity.encode(parts).encode(), digest_size=_DIGEST_SIZE).digest()
 
 
 def drop_stale(events: list[dict], max_age: int, *, now: float | None = None) -> tuple[list[dict], int]:
@@ -210,18 +246,33 @@ def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook",
 def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, source: str = "webhook",
                      dedupe_ttl: int = Config.dedupe_ttl, key_prefix: str = keys.PREFIX,
                      job_timeout: int = Config.job_timeout,
-                     max_pending: int = 0) -> Intake:
+                     max_pending: int = 0, identities: bool = False) -> Intake:
     """Enqueue the events not seen before as one job; return what was kept. Raises RedisError.
 
     The count of pending events (``webhook_service.telemetry.backlog``) is read with the seen-sets and raised with the
     enqueue, in the same script; at ``max_pending`` or more (0: no limit) nothing is enqueued or
     marked seen and the Intake says ``throttled``.
+
+    With ``identities`` (on whenever the Webhooks Journal is read: ``HUBHOOK_JOURNAL_MODE``), each event is
+    also looked up and marked by its ``change_identity``, so a change that arrives both by webhook and from
+    the journal, in either order, is enqueued once.
     """
     pending_key = keys.pending_events(key_prefix)
     seen_prefix = _seen_prefix(key_prefix, dedupe_ttl)
     unique: dict[bytes, dict] = {}
+    alias: dict[bytes, bytes] = {}   # digest -> its change identity (identities only)
+    changes: set[bytes] = set()
     for event in events:
-        unique.setdefault(_digest(event), event)
+        digest = _digest(event)
+        if digest in unique:
+            continue
+        if identities:
+            change = change_identity(event) or digest
+            if change in changes:   # the same change twice in one batch (a file read again, two messages)
+                continue
+            changes.add(change)
+            alias[digest] = change
+        unique[digest] = event
     digests = list(unique)
     job_id = f"delivery-{uuid.uuid4().hex}"
     fast = private_apis.enabled()
@@ -229,11 +280,13 @@ def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, sou
         batch = [unique[d] for d in digests]
         job = delivery_job(queue, batch, source=source, job_timeout=job_timeout, job_id=job_id)
         commands = rq_enqueue.enqueue_commands(connection, queue, job) if fast else ["check"]
-        args = [seen_prefix, b"".join(digests), dedupe_ttl, max_pending, *commands]
+        members = b"".join(digests) + (b"".join(alias[d] for d in digests) if identities else b"")
+        counted = len(digests) if identities else 0
+        args = [seen_prefix, members, dedupe_ttl, max_pending, counted, *commands]
         outcome, pending, *seen = _SCRIPT(keys=[pending_key], args=args, client=connection)
         if outcome == _CHECKED:  # the stock path: RQ writes the job, then the digests and count follow it
             queue.enqueue_job(job)
-            _SCRIPT(keys=[pending_key], args=[seen_prefix, b"".join(digests), dedupe_ttl, 0, "mark"],
+            _SCRIPT(keys=[pending_key], args=[seen_prefix, members, dedupe_ttl, 0, counted, "mark"],
                     client=connection)
             outcome = _WRITTEN
         if outcome == _WRITTEN:
@@ -241,5 +294,7 @@ def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, sou
         if outcome == _THROTTLED:
             return Intake(received=len(events), enqueued=0, job_id=None, throttled=True, pending=pending)
         flags = seen[0].decode() if isinstance(seen[0], bytes) else seen[0]
+        if identities:  # an event was seen when its digest or its change identity was
+            flags = "".join("1" if "1" in (a, b) else "0" for a, b in zip(flags, flags[len(digests):]))
         digests = [d for d, flag in zip(digests, flags) if flag == "0"]  # run again on the fresh ones only
     return Intake(received=len(events), enqueued=0, job_id=None)

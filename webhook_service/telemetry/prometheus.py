@@ -41,6 +41,13 @@ _COUNTERS = {  # stats name -> (metric name, help)
     "changes_suppressed": ("hubhook_changes_suppressed", "Changes dropped before dispatch, by reason."),
     "changes_filtered": ("hubhook_changes_filtered", "Changes a handler's property=/to=/from_= filter skipped."),
     "jobs": ("hubhook_jobs", "Jobs finished by workers, by function and outcome (ok, retried, failed)."),
+    "journal_files": ("hubhook_journal_files", "Webhooks Journal files read and enqueued."),
+    "journal_events": ("hubhook_journal_events", "Journal changes, by outcome (enqueued, duplicate)."),
+    "journal_skipped": ("hubhook_journal_skipped",
+                        "Journal events skipped or fields ignored, by reason (unknown action, type or field)."),
+    "journal_malformed_files": ("hubhook_journal_malformed_files", "Journal files that were no journal file."),
+    "journal_offsets_lost": ("hubhook_journal_offsets_lost", "Journal offsets HubSpot no longer served."),
+    "journal_calls": ("hubhook_journal_calls", "Journal API answers, by status (exempt from the CRM budget)."),
 }
 _poll_cache: tuple[float, list[dict] | None] = (0.0, None)
 _poll_lock = threading.Lock()
@@ -67,7 +74,7 @@ class RedisCollector:
         up.add_metric([], 1)
         yield up
         yield from self._queue(facts)
-        for part in (self._dead_letters, self._workers, self._figures, self._poll_lag):
+        for part in (self._dead_letters, self._workers, self._figures, self._poll_lag, self._journal):
             try:
                 yield from part()
             except Exception as exc:  # one missing part must not cost the whole scrape
@@ -130,6 +137,19 @@ class RedisCollector:
                 cumulative.append((bound, running))
             family.add_metric([handler], cumulative, sum_value=sums.get(handler, 0.0))
         return family
+
+    def _journal(self) -> Iterator[Metric]:
+        """The journal reader's lag behind the newest file and its offset's age (none before a reader ran)."""
+        row = status_report.journal_row(self.config, self.redis)
+        lag = GaugeMetricFamily("hubhook_journal_lag_seconds",
+                                "How far the Webhooks Journal reader is behind the journal's latest file.")
+        age = GaugeMetricFamily("hubhook_journal_offset_age_seconds", "Seconds since the journal offset last moved.")
+        if row and row.get("lag_seconds") is not None:
+            lag.add_metric([], row["lag_seconds"])
+        if row and row.get("offset_age_seconds") is not None:
+            age.add_metric([], row["offset_age_seconds"])
+        yield lag
+        yield age
 
     def _poll_lag(self) -> Iterator[Metric]:
         global _poll_cache

@@ -49,6 +49,7 @@ class TokenBook:
         self._refresh: dict[str, tuple[int, list[str]]] = {}     # refresh token -> (hub id, scopes)
         self._codes: dict[str, tuple[int, list[str]]] = {}
         self._code_redirects: dict[str, str] = {}               # code -> the redirect URI it was issued for
+        self._app_tokens: set[str] = set()                      # client-credentials tokens (the app's own)
         self._lock = threading.Lock()
 
     def add_static(self, token: str, portal_id: int | None) -> None:
@@ -77,6 +78,11 @@ class TokenBook:
         with self._lock:
             return token in self._access
 
+    def is_app_token(self, token: str | None) -> bool:
+        """Whether ``token`` is a client-credentials token (the Webhooks Journal takes only these)."""
+        with self._lock:
+            return token in self._app_tokens
+
     def issue_code(self, hub_id: int, scopes: list[str], redirect_uri: str | None = None) -> str:
         """An authorization code, as HubSpot's install redirect would carry it; with ``redirect_uri``,
         only an exchange naming that same URI is accepted."""
@@ -88,7 +94,9 @@ class TokenBook:
         return code
 
     def grant(self, form: Mapping[str, str], lifetime: int) -> tuple[int, dict[str, Any]]:
-        """The token endpoint: exchange a code or a refresh token for a new access token."""
+        """The token endpoint: exchange a code or a refresh token for a new access token, or grant the app
+        its own client-credentials token (``scope`` space-separated; no refresh token:
+        https://developers.hubspot.com/docs/api-reference/latest/webhooks-journal/guide)."""
         kind = form.get("grant_type")
         with self._lock:
             refused = self._check_app(form, kind)
@@ -104,6 +112,14 @@ class TokenBook:
                     return 400, _bad_redirect()
                 refresh = f"na1-{uuid.uuid4()}"
                 self._refresh[refresh] = found
+            elif kind == "client_credentials":   # the app's own token: no portal, no refresh token
+                if self.app is None:
+                    self.app = OAuthApp(form["client_id"], form["client_secret"])
+                access = f"fake-cc-{secrets.token_urlsafe(64)}"
+                self._access[access] = (0, time.monotonic() + lifetime)
+                self._app_tokens.add(access)
+                return 200, {"access_token": access, "expires_in": lifetime, "token_type": "bearer",
+                             "token_use": "client_credentials"}
             elif kind == "refresh_token":
                 refresh = form.get("refresh_token", "")
                 found = self._refresh.get(refresh)

@@ -39,6 +39,12 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from webhook_service.objects import lookup
 from webhook_service.testing.fake_hubspot import crm
 from webhook_service.testing.fake_hubspot.auth import OAuthApp, TokenBook, auth_error
+from webhook_service.testing.fake_hubspot.journal import (
+    RETENTION_SECONDS,
+    URL_LIFETIME_SECONDS,
+    FakeJournal,
+    is_journal_path,
+)
 from webhook_service.testing.fake_hubspot.policy import Call, Faults, RateLimits, fault_body
 from webhook_service.testing.fake_hubspot.shapes import (
     ValidationFailed,
@@ -55,6 +61,7 @@ from webhook_service.testing.fake_hubspot.webhooks import (
     Change,
     WebhookEmitter,
     acting_as,
+    emitting,
 )
 
 #: The HubSpot user the fake's test helpers act as: ``add``/``update`` are changes "made in the UI".
@@ -91,6 +98,8 @@ class FakeHubSpot:
         self._limits = RateLimits(search_limit_per_second, burst_limit, daily_limit)
         self._tokens, self._portals = TokenBook(tokens, oauth_app), Portals(search_lag)
         self._emitter: WebhookEmitter | None = None
+        self.journal = FakeJournal()     # serves an empty journal until serve_journal() records writes
+        self._journaling = False
         if webhook_url is not None:
             if not webhook_secret:
                 raise ValueError("webhook_url needs webhook_secret: the app's client secret that signs deliveries")
@@ -156,9 +165,22 @@ class FakeHubSpot:
             raise RuntimeError("this fake HubSpot emits no webhooks: pass webhook_url= or call emit_webhooks_to()")
         return self._emitter
 
+    def serve_journal(self, *, retention: float = RETENTION_SECONDS, url_lifetime: float = URL_LIFETIME_SECONDS,
+                      portal_id: int = 62515) -> FakeJournal:
+        """Journal every later write (``self.journal``): the Webhooks Journal, read with a client-credentials
+        token; ``retention`` (three days) and ``url_lifetime`` (download links) shortened by tests."""
+        self.journal.retention, self.journal.url_lifetime = retention, url_lifetime
+        self.journal.portal_id = portal_id
+        self._journaling = True
+        self._portals.listen(self._changed)
+        return self.journal
+
     def _changed(self, portal_id: int | None, changes: list[Change]) -> None:
+        occurred = now_ms()  # one change, one occurredAt, whichever path carries it
         if self._emitter is not None:
-            self._emitter.record(portal_id, changes)
+            self._emitter.record(portal_id, changes, occurred)
+        if self._journaling and emitting():
+            self.journal.record(portal_id, changes, occurred)
 
     # -- data ----------------------------------------------------------------------------------
     def add(self, object_type: str, object_id: str | int | None = None, properties: dict | None = None, *,
@@ -291,6 +313,7 @@ class FakeHubSpot:
         app = Flask(__name__)
         app.json = _OrderedJSON(app)
         crm.register(app, self._tokens, lambda: self.token_lifetime)
+        self.journal.register(app, "<date:ver>")
         app.before_request(self._gate)
         app.after_request(self._record)
         app.teardown_request(self._forget_actor)
@@ -314,7 +337,12 @@ class FakeHubSpot:
         fail = self._faults.take("fail", request.path)
         if fail is not None:
             return jsonify(fail.body or fault_body(fail.status)), fail.status, fail.headers or {}
-        if oauth:
+        if oauth or request.path.startswith("/_fake-s3/"):   # pre-signed downloads carry no token
+            return None
+        if is_journal_path(request.path):   # exempt from the CRM's limits; only the app's own token
+            if failed or not self._tokens.is_app_token(g.token):
+                return jsonify(auth_error(failed or "INVALID_AUTHENTICATION")), 401
+            g.oauth = False
             return None
         if failed:
             return jsonify(auth_error(failed)), 401

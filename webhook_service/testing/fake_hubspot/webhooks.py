@@ -62,6 +62,12 @@ def acting_as(change_source: str, source_id: str, *, emit: bool = True) -> Itera
         _actor.reset(token)
 
 
+def emitting() -> bool:
+    """False inside ``acting_as(..., emit=False)`` (the ``X-Fake-HubSpot-Emit: none`` header): no event at all."""
+    actor = _actor.get()
+    return actor is None or bool(actor[0])
+
+
 @dataclass(frozen=True)
 class Change:
     """What happened to one record, before it is dressed as a HubSpot event."""
@@ -145,12 +151,12 @@ class WebhookEmitter:
         self._session.close()
 
     # -- from the store ------------------------------------------------------------------------
-    def record(self, portal_id: int | None, changes: list[Change]) -> None:
-        """Queue the events of ``changes`` (made now, by whoever ``acting_as`` names)."""
+    def record(self, portal_id: int | None, changes: list[Change], occurred: int | None = None) -> None:
+        """Queue the events of ``changes`` (made now or at ``occurred`` ms, by whoever ``acting_as`` names)."""
         change_source, source_id = _actor.get() or UI_ACTOR
         if not change_source:
             return
-        occurred = time.time_ns() // 1_000_000
+        occurred = time.time_ns() // 1_000_000 if occurred is None else occurred
         with self._cond:    # ids are handed out in order, whichever request thread writes
             events = [e for c in changes
                       if (e := self._event(portal_id, c, occurred, change_source, source_id)) is not None]
