@@ -8,6 +8,7 @@ against both.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -26,6 +27,7 @@ DEFAULT_SIGNATURE_VERSIONS = ("v3", "v2", "v1")
 #: https://developers.hubspot.com/docs/api/webhooks); the receiver answers 413 above the cap.
 DEFAULT_MAX_EVENTS_PER_DELIVERY = 100
 MIN_METRICS_TOKEN_LENGTH = 16
+DEFAULT_MIRROR_OBJECTS = ("contacts", "companies", "deals", "tickets")
 DEFAULT_OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read")
 
 
@@ -78,6 +80,13 @@ class Config:
     metrics_token: str | None = field(default=None, repr=False)
     #: False: RQ's and CPython's stock paths, not hubhook's fast ones (``webhook_service.private_apis``).
     fast_paths: bool = True
+    #: The built-in Postgres mirror (jobs.mirror): on when a URL is set. The URL may hold a password.
+    mirror_url: str | None = field(default=None, repr=False)
+    mirror_objects: tuple[str, ...] = DEFAULT_MIRROR_OBJECTS
+    mirror_schema: str = "hubspot"
+    mirror_properties: tuple[str, ...] = ()         # empty: every property the properties API lists
+    mirror_associations: tuple[str, ...] = ()       # "from:to" pairs; empty: every pair of mirrored types
+    mirror_hard_delete: bool = False                # deletion removes the row instead of archiving it
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
@@ -133,6 +142,16 @@ class Config:
             raise ConfigError(f"HUBHOOK_METRICS_TOKEN must have at least {MIN_METRICS_TOKEN_LENGTH} "
                               "characters; make one with: "
                               "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        if self.mirror_url and urlparse(self.mirror_url).scheme not in ("postgresql", "postgres"):
+            raise ConfigError("HUBHOOK_MIRROR_URL must be a PostgreSQL URL, e.g. "
+                              "postgresql://hubhook@localhost:5432/app")
+        if not _SQL_NAME.fullmatch(self.mirror_schema):
+            raise ConfigError(f"HUBHOOK_MIRROR_SCHEMA must be a plain lower-case SQL name (letters, digits, _), "
+                              f"got {self.mirror_schema[:40]!r}")
+        for pair in self.mirror_associations:
+            if pair.count(":") != 1:
+                raise ConfigError(f"HUBHOOK_MIRROR_ASSOCIATIONS takes from:to pairs, e.g. contacts:companies,"
+                                  f"deals:contacts; got {pair[:40]!r}")
         return self
 
     def require_secret(self) -> Config:
@@ -151,6 +170,9 @@ class Config:
                               "with the fake HubSpot: HUBSPOT_ACCESS_TOKEN=any "
                               "HUBSPOT_API_BASE_URL=http://127.0.0.1:8900")
         return self
+
+
+_SQL_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -297,4 +319,10 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("PROMETHEUS_MULTIPROC_DIR", "metrics_dir", _text),
     Variable("HUBHOOK_METRICS_TOKEN", "metrics_token", _token),
     Variable("HUBHOOK_FAST_PATHS", "fast_paths", _switch),
+    Variable("HUBHOOK_MIRROR_URL", "mirror_url", _token),
+    Variable("HUBHOOK_MIRROR_OBJECTS", "mirror_objects", _list),
+    Variable("HUBHOOK_MIRROR_SCHEMA", "mirror_schema", _text),
+    Variable("HUBHOOK_MIRROR_PROPERTIES", "mirror_properties", _list),
+    Variable("HUBHOOK_MIRROR_ASSOCIATIONS", "mirror_associations", _list),
+    Variable("HUBHOOK_MIRROR_HARD_DELETE", "mirror_hard_delete", _switch),
 )

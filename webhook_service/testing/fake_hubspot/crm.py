@@ -30,7 +30,7 @@ from webhook_service.testing.fake_hubspot.http import (
     properties_of,
     whole_number,
 )
-from webhook_service.testing.fake_hubspot.properties import Problem, invalid_values_body
+from webhook_service.testing.fake_hubspot.properties import Problem, invalid_values_body, property_definitions
 from webhook_service.testing.fake_hubspot.search import search
 from webhook_service.testing.fake_hubspot.shapes import Record, error_body, iso, names_of, now_ms, render
 
@@ -75,6 +75,7 @@ def register(app: Flask, tokens: TokenBook, token_lifetime: Callable[[], int]) -
          f"/crm/objects/<date:ver>/{default_link}")
     rule("GET", get_thread, "/conversations/v3/conversations/threads/<tid>",
          "/conversations/conversations/<date:ver>/threads/<tid>")
+    rule("GET", read_properties, "/crm/v3/properties/<obj>", "/crm/properties/<date:ver>/<obj>")
     rule("POST", oauth_token, "/oauth/v1/token", "/oauth/v3/token", "/oauth/<date:ver>/token")
 
 
@@ -196,6 +197,12 @@ def batch_update(obj: str, ver: str = "") -> Response:
     missing = list(dict.fromkeys(key for key, _ in inputs if key not in found))
     errors = list(refused.values()) + ([missing_error(otype, missing)] if missing else [])
     return batch_response(results, errors, started)
+
+
+def read_properties(obj: str, ver: str = "") -> Response:
+    """Every property of a type in the calling portal (the properties API's ``GET``)."""
+    otype = object_type(obj)
+    return json_response({"results": property_definitions(g.store.properties, otype)})
 
 
 def get_thread(tid: str, ver: str = "") -> Response:

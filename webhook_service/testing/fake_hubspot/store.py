@@ -142,6 +142,41 @@ class Store:
             self.index(otype).drop(record.id)
             return archived
 
+    def restore(self, otype: ObjectType, object_id: str, at_ms: int) -> Record | None:
+        """Out of the recycling bin: readable again, modified at ``at_ms``, back in search."""
+        with self.lock:
+            record = self.find(otype, object_id, archived=True)
+            if record is None:
+                return None
+            restored = replace(record, archived_ms=None, updated_ms=at_ms, previous=record)
+            self._records[otype.api_name][record.id] = restored
+            self.index(otype).stage(restored)
+            return restored
+
+    def purge(self, otype: ObjectType, object_id: str) -> bool:
+        """GDPR deletion: the record and its associations gone for good (no archive, no redirect)."""
+        with self.lock:
+            table = self._records.get(otype.api_name, {})
+            if object_id not in table:
+                return False
+            del table[object_id]
+            ids = self._ids[otype.api_name]
+            del ids[bisect.bisect_left(ids, int(object_id))]
+            self.index(otype).drop(object_id)
+            for (source, target), links in self._links.items():
+                if source == otype.api_name:
+                    links.pop(object_id, None)
+                if target == otype.api_name:
+                    for linked in links.values():
+                        linked.pop(object_id, None)
+            return True
+
+    def unassociate(self, from_type: ObjectType, from_id: str, to_type: ObjectType, to_id: str) -> None:
+        """Remove every association between two records, both ways."""
+        with self.lock:
+            self._links.get((from_type.api_name, to_type.api_name), {}).get(from_id, {}).pop(to_id, None)
+            self._links.get((to_type.api_name, from_type.api_name), {}).get(to_id, {}).pop(from_id, None)
+
     def merge(self, otype: ObjectType, primary_id: str, merged_id: str, new_id: str,
               at_ms: int) -> Record | None:
         """HubSpot's merge since 2024: a new record with a new id; both old ids resolve to it and its
