@@ -154,6 +154,12 @@ class Config:
                                   f"deals:contacts; got {pair[:40]!r}")
         return self
 
+    def secrets(self) -> list[str | None]:
+        """Every secret this config holds, for ``logs.add_secrets``: client secrets, the token, and the
+        password in HUBHOOK_MIRROR_URL (the URL itself is never logged either)."""
+        password = urlparse(self.mirror_url).password if self.mirror_url else None
+        return [*self.client_secrets, self.access_token, password]
+
     def require_secret(self) -> Config:
         """The receiver cannot verify anything without a client secret: say so at start."""
         if not self.client_secrets:

@@ -30,12 +30,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from redis import Redis
 from redis.exceptions import RedisError
 
 from jobs.hubspot.client import HubSpotClient
 from jobs.mirror import schema, writer
-from jobs.mirror.database import Database, MirrorUnavailable
+from jobs.mirror.database import Database, MirrorUnavailable, describe
 from jobs.mirror.layout import MirroredType, association_pairs, mirrored_types
 from webhook_service import keys, logs, objects
 from webhook_service.config import Config
@@ -102,6 +103,11 @@ class Mirror:
                     known = {name: known.get(name, "string") for name in self.config.mirror_properties}
                 self.properties[mirrored.api_name] = known
                 schema.refresh_view(conn, self.schema, mirrored, known)
+        except psycopg.Error as exc:
+            self.db.reset()
+            raise MirrorUnavailable(f"PostgreSQL at {describe(self.db.url)} failed while preparing the mirror "
+                                    f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
+                                    ) from None
         except Exception:
             self.db.reset()
             raise
@@ -198,6 +204,10 @@ class Mirror:
                         self._register(mirrored)
                     log.info("mirror: %s has new properties %s; %s updated", name, ", ".join(added[:10]),
                              mirrored.view)
+            except psycopg.Error as exc:
+                self.db.reset()
+                raise MirrorUnavailable(f"PostgreSQL at {describe(self.db.url)} failed ({type(exc).__name__})"
+                                        ) from None
             except (HubSpotAPIError, MirrorUnavailable) as exc:
                 log.warning("mirror: could not refresh the properties of %s (%s); retrying on the next change",
                             name, logs.redact(str(exc))[:200])

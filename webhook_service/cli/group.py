@@ -10,6 +10,7 @@ import sys
 import click
 
 from webhook_service.cli.dev import run, send_test_event
+from webhook_service.cli.mirror import mirror
 from webhook_service.cli.oauth import oauth
 from webhook_service.cli.operator import inspect, replay, status
 from webhook_service.cli.processes import poll, web, worker
@@ -17,7 +18,7 @@ from webhook_service.errors import HubhookError
 
 cli = click.Group(
     "cli", help="hubhook: HubSpot CRM changes become calls of your own Python functions.",
-    commands=[web, worker, poll, status, inspect, replay, run, send_test_event, oauth],
+    commands=[web, worker, poll, status, inspect, replay, run, send_test_event, oauth, mirror],
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
