@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import subprocess
 import sys
@@ -101,7 +100,8 @@ def test_check_finds_a_row_edited_behind_hubhooks_back(mirror_config, redis, hub
     for i in (1, 2, 3):
         hubspot.add("deals", 700 + i, {"dealname": f"Deal {i}", "amount": 10 * i})
     process(mirror_config, redis, [make_event("deal.creation", 700 + i) for i in (1, 2, 3)])
-    cli_env = {**env, "HUBHOOK_MIRROR_URL": mirror_config.mirror_url, "HUBHOOK_MIRROR_SCHEMA": mirror_config.mirror_schema}
+    cli_env = {**env, "HUBHOOK_MIRROR_URL": mirror_config.mirror_url,
+               "HUBHOOK_MIRROR_SCHEMA": mirror_config.mirror_schema}
     clean = _cli(cli_env, "check", "deals")
     assert clean.returncode == 0 and "checked 3 rows: 0 drifted" in clean.stdout
     # When someone edits one row in the database directly
@@ -124,7 +124,7 @@ def test_status_never_shows_the_database_password(mirror_config, redis, env, pos
     cli_env = {**env, "HUBHOOK_MIRROR_URL": url, "HUBHOOK_MIRROR_SCHEMA": mirror_config.mirror_schema}
     # When status runs, before and after the tables exist, and when PostgreSQL cannot be reached
     outputs = [_cli(cli_env, "status")]
-    cli_env_down = {**cli_env, "HUBHOOK_MIRROR_URL": f"postgresql://u:s3cret-pass-word@127.0.0.1:1/x"}
+    cli_env_down = {**cli_env, "HUBHOOK_MIRROR_URL": "postgresql://u:s3cret-pass-word@127.0.0.1:1/x"}
     outputs.append(_cli(cli_env_down, "status"))
     # Then no output holds the password, and the unreachable case is one line saying what to check
     for done in outputs:
@@ -137,8 +137,9 @@ def test_backfill_killed_halfway_resumes_and_finishes(mirror_config, redis, hubs
     # Given 600 contacts in HubSpot that the mirror has never seen, and a slow HubSpot
     for i in range(1, 601):
         hubspot.add("contacts", 10_000 + i, {"email": f"b{i}@example.com"})
-    cli_env = {**env, "HUBHOOK_MIRROR_URL": mirror_config.mirror_url, "HUBHOOK_MIRROR_SCHEMA": mirror_config.mirror_schema,
-               "HUBHOOK_MIRROR_OBJECTS": "contacts", "HUBSPOT_PORTAL_ID": "62515"}
+    cli_env = {**env, "HUBHOOK_MIRROR_URL": mirror_config.mirror_url,
+               "HUBHOOK_MIRROR_SCHEMA": mirror_config.mirror_schema, "HUBHOOK_MIRROR_OBJECTS": "contacts",
+               "HUBSPOT_PORTAL_ID": "62515"}
     hubspot.latency = 0.15
     # When a backfill is killed once it has saved a cursor
     from webhook_service import keys

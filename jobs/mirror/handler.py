@@ -22,11 +22,11 @@ again, add the column to the typed view, and ask for the new property from then 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -126,7 +126,7 @@ class Mirror:
         handler = Handler(name=name, fn=self.handle, pattern=f"{mirrored.name}.*",
                           properties=tuple(sorted(self.properties[mirrored.api_name])),
                           associations=self.pairs.get(mirrored.api_name, ()),
-                          flush=lambda api=mirrored.api_name: self.flush(api))
+                          flush=functools.partial(self.flush, mirrored.api_name))
         handlers = self.router.handlers
         for index, existing in enumerate(handlers):
             if existing.name == name:
@@ -163,7 +163,7 @@ class Mirror:
             writes.replace_links(portal, record_id, to_type, links)
         if not self.config.mirror_properties:
             known = self.properties[mirrored.api_name]
-            named = set((event.record.get("properties") or {})) | {c["propertyName"] for c in event.changes
+            named = set(event.record.get("properties") or {}) | {c["propertyName"] for c in event.changes
                                                                    if c.get("propertyName")}
             if known and named - set(known):
                 self.stale.add((portal, mirrored.api_name))
@@ -237,7 +237,9 @@ def _merged_ids(event: Event) -> set[str]:
     for change in event.changes:
         if change["subscriptionType"].endswith(".merge"):
             ids.update(str(i) for i in [change.get("primaryObjectId"), *change.get("mergedObjectIds", ())] if i)
-    merged = ((event.record or {}).get("properties") or {}).get("hs_merged_object_ids") or ""
+    record: dict[str, Any] = dict(event.record or {})
+    properties: dict[str, Any] = dict(record.get("properties") or {})
+    merged = str(properties.get("hs_merged_object_ids") or "")
     ids.update(i for i in merged.split(";") if i.strip().isdigit())
     return {i for i in ids if i.isdigit()}
 

@@ -131,7 +131,8 @@ def refresh_view(conn: psycopg.Connection, schema: str, mirrored: MirroredType,
     """Recreate ``<table>_typed`` with one typed column per property (in one transaction: readers see the
     old view or the new one)."""
     ident = sql.Identifier(schema)
-    columns = [sql.SQL("portal_id, object_id, created_at, updated_at, archived, archived_at, merged_into")]
+    columns: list[sql.Composable] = [sql.SQL("portal_id, object_id, created_at, updated_at, archived, archived_at, "
+                                             "merged_into")]
     taken = set(FIXED_COLUMNS)
     for name, kind in sorted(properties.items()):
         column = name[:63] if name not in taken else f"p_{name}"[:63]

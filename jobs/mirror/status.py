@@ -28,11 +28,12 @@ def status_rows(config: Config, redis: Redis | None = None) -> dict[str, Any]:
         out["migrated"] = True
         for mirrored in mirrored_types(config):
             table = sql.Identifier(mirrored.table)
-            if conn.execute("SELECT to_regclass(%s)", (f"{config.mirror_schema}.{mirrored.table}",)).fetchone()[0] \
-                    is None:  # type: ignore[index]
+            exists = conn.execute("SELECT to_regclass(%s)", (f"{config.mirror_schema}.{mirrored.table}",)).fetchone()
+            if not exists or exists[0] is None:
                 continue
             live, archived, merged, newest, synced = conn.execute(sql.SQL(
-                "SELECT count(*) FILTER (WHERE NOT archived), count(*) FILTER (WHERE archived AND merged_into IS NULL), "
+                "SELECT count(*) FILTER (WHERE NOT archived), "
+                "count(*) FILTER (WHERE archived AND merged_into IS NULL), "
                 "count(*) FILTER (WHERE merged_into IS NOT NULL), max(version), max(synced_at) FROM {}.{}"
             ).format(ident, table)).fetchone()  # type: ignore[misc]
             lag = conn.execute(sql.SQL(

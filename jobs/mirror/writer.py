@@ -66,7 +66,8 @@ WHERE a.portal_id = r.portal_id AND ((a.from_type = %s AND a.from_id = r.object_
                                      OR (a.to_type = %s AND a.to_id = r.object_id))
 """
 UNLINK = """
-DELETE FROM {schema}.associations a USING unnest(%s::bigint[], %s::bigint[], %s::text[]) AS r(portal_id, from_id, to_type)
+DELETE FROM {schema}.associations a
+USING unnest(%s::bigint[], %s::bigint[], %s::text[]) AS r(portal_id, from_id, to_type)
 WHERE a.portal_id = r.portal_id AND a.from_type = %s AND a.from_id = r.from_id AND a.to_type = r.to_type
 """
 UNLINK_ALL = """
@@ -153,25 +154,25 @@ class Writes:
         if self.records:
             add(UPSERT, [list(column) for column in zip(*self.records.values())])
         if self.merges:
-            rows = [(p, o, w, at) for (p, o), (w, at) in self.merges.items()]
-            add(MERGED, [list(column) for column in zip(*rows)])
-            add(UNLINK_ALL, [[p for p, _, _, _ in rows], [o for _, o, _, _ in rows], self.mirrored.api_name])
+            merged = [(p, o, w, at) for (p, o), (w, at) in self.merges.items()]
+            add(MERGED, [list(column) for column in zip(*merged)])
+            add(UNLINK_ALL, [[p for p, _, _, _ in merged], [o for _, o, _, _ in merged], self.mirrored.api_name])
         if self.links:
-            keys = list(self.links)
-            add(UNLINK, [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], self.mirrored.api_name])
-            rows = [(p, f, t, *link) for (p, f, t), links in self.links.items() for link in links]
-            if rows:
-                add(LINK, [self.mirrored.api_name, *[list(column) for column in zip(*rows)]])
+            sets = list(self.links)
+            add(UNLINK, [[k[0] for k in sets], [k[1] for k in sets], [k[2] for k in sets], self.mirrored.api_name])
+            linked = [(p, f, t, *link) for (p, f, t), links in self.links.items() for link in links]
+            if linked:
+                add(LINK, [self.mirrored.api_name, *[list(column) for column in zip(*linked)]])
         kind = self.mirrored.api_name
         if self.archives:
-            rows = [(p, o, at) for (p, o), at in self.archives.items()]
-            add(HARD_DELETE if hard_delete else ARCHIVE, [list(column) for column in zip(*rows)])
+            archived = [(p, o, at) for (p, o), at in self.archives.items()]
+            add(HARD_DELETE if hard_delete else ARCHIVE, [list(column) for column in zip(*archived)])
             if hard_delete:
-                add(FORGET_LINKS, [[p for p, _, _ in rows], [o for _, o, _ in rows], kind, kind])
+                add(FORGET_LINKS, [[p for p, _, _ in archived], [o for _, o, _ in archived], kind, kind])
         if self.forgets:
-            keys = sorted(self.forgets)
-            add(FORGET, [[p for p, _ in keys], [o for _, o in keys]])
-            add(FORGET_LINKS, [[p for p, _ in keys], [o for _, o in keys], kind, kind])
+            forgotten = sorted(self.forgets)
+            add(FORGET, [[p for p, _ in forgotten], [o for _, o in forgotten]])
+            add(FORGET_LINKS, [[p for p, _ in forgotten], [o for _, o in forgotten], kind, kind])
         return out
 
 

@@ -320,6 +320,6 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
                    "in March and September (YYYY-03, YYYY-09, e.g. 2026-03 or 2026-09)")
         return jsonify(error_body(message, "RESOURCE_NOT_FOUND")), 404
     message = (f"fake HubSpot does not implement {request.method} {request.path}: it serves the CRM object, "
-               "search, associations, conversations-thread and OAuth-token routes hubhook uses")
+               "search, associations, properties, conversations-thread and OAuth-token routes hubhook uses")
     return jsonify(error_body(message, "FAKE_NOT_IMPLEMENTED")), 404
 
