@@ -22,6 +22,7 @@ from jobs.poller import reconcile
 from jobs.worker import context, recording
 from webhook_service import logs, objects
 from webhook_service.errors import (
+    MirrorUnavailable,
     MissingScopes,
     NoToken,
     RateLimited,
@@ -31,7 +32,7 @@ from webhook_service.events import Event
 from webhook_service.router import Handler
 
 log = logging.getLogger("hubhook.worker")
-_EXPECTED = (RateLimited, MissingScopes, NoToken, TransientAPIError)
+_EXPECTED = (RateLimited, MissingScopes, NoToken, TransientAPIError, MirrorUnavailable)
 
 
 def process_delivery(events: list[dict], source: str = "webhook", attempt: int = 0) -> dict:

@@ -13,14 +13,12 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from webhook_service.errors import HubhookError
+from webhook_service.errors import MirrorUnavailable
+
+__all__ = ["CONNECT_TIMEOUT", "Database", "MirrorUnavailable", "connect", "describe"]
 
 log = logging.getLogger("hubhook.mirror")
 CONNECT_TIMEOUT = 3
-
-
-class MirrorUnavailable(HubhookError):
-    """PostgreSQL could not be reached or refused the write; the work is retried, then parked."""
 
 
 def describe(url: str) -> str:
