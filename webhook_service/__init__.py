@@ -10,7 +10,8 @@ name of this module is one of them)::
 - ``Config``: every setting, read from the environment by ``Config.from_env()``.
 - Errors, one tree rooted at ``HubhookError`` (drawn in ``webhook_service.errors``): ``ConfigError``,
   ``RegistrationError``, ``SignatureError``, ``PayloadError``, ``HubSpotAPIError`` and its kinds
-  ``RateLimited``, ``MissingScopes``, ``NoToken``, ``OAuthRefused``, ``TransientAPIError``.
+  ``RateLimited``, ``MissingScopes``, ``NoToken``, ``OAuthRefused``, ``TransientAPIError``, and
+  ``MirrorUnavailable`` (the Postgres mirror could not write).
 
 Package map (``jobs`` holds what runs inside ``hubhook worker`` and ``hubhook poll``; see its map):
 
@@ -37,6 +38,7 @@ from webhook_service.errors import (
     ConfigError,
     HubhookError,
     HubSpotAPIError,
+    MirrorUnavailable,
     MissingScopes,
     NoToken,
     OAuthRefused,
@@ -56,6 +58,7 @@ __all__ = [
     "Handler",
     "HubSpotAPIError",
     "HubhookError",
+    "MirrorUnavailable",
     "MissingScopes",
     "NoToken",
     "OAuthRefused",
