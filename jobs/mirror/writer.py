@@ -27,10 +27,8 @@ from jobs.mirror.layout import MirroredType
 UPSERT = """
 INSERT INTO {schema}.{table} AS t (portal_id, object_id, properties, created_at, updated_at, archived,
                                    archived_at, merged_into, version, synced_at)
-SELECT r.portal_id, r.object_id, r.properties::jsonb, r.created_at::timestamptz, r.updated_at::timestamptz,
-       false, NULL, NULL, r.updated_at::timestamptz, r.synced_at::timestamptz
-FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[])
-     AS r(portal_id, object_id, properties, created_at, updated_at, synced_at)
+SELECT r.p, r.o, r.props, r.c, r.u, false, NULL, NULL, r.u, r.s
+FROM jsonb_to_recordset(%s::jsonb) AS r(p bigint, o bigint, props jsonb, c timestamptz, u timestamptz, s timestamptz)
 ON CONFLICT (portal_id, object_id) DO UPDATE SET
     properties = EXCLUDED.properties, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
     archived = false, archived_at = NULL, merged_into = NULL, version = EXCLUDED.version,
@@ -97,13 +95,14 @@ def _moment(text: str | None) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-def record_row(portal_id: int, record: dict, synced_at: str) -> tuple[Key, tuple]:
-    """The upsert row of a record as the CRM API returns it (empty properties left out)."""
+def record_row(portal_id: int, record: dict, synced_at: str) -> tuple[Key, dict[str, Any]]:
+    """The upsert row of a record as the CRM API returns it (empty properties left out). Rows travel as one
+    JSON document per statement (``jsonb_to_recordset``): one parameter to encode, parsed once by the server."""
     properties = {k: v for k, v in (record.get("properties") or {}).items() if v is not None and v != ""}
     updated = record.get("updatedAt") or properties.get("hs_lastmodifieddate") or properties.get("lastmodifieddate")
     created = record.get("createdAt") or properties.get("createdate") or properties.get("hs_createdate")
     key = (int(portal_id), int(record["id"]))
-    return key, (*key, json.dumps(properties, sort_keys=True), created, updated, synced_at)
+    return key, {"p": key[0], "o": key[1], "props": properties, "c": created, "u": updated, "s": synced_at}
 
 
 @dataclass
@@ -111,7 +110,7 @@ class Writes:
     """What one job will write for one mirrored type."""
 
     mirrored: MirroredType
-    records: dict[Key, tuple] = field(default_factory=dict)
+    records: dict[Key, dict[str, Any]] = field(default_factory=dict)
     archives: dict[Key, str] = field(default_factory=dict)
     merges: dict[Key, tuple[int, str]] = field(default_factory=dict)
     forgets: set[Key] = field(default_factory=set)
@@ -125,7 +124,7 @@ class Writes:
         """Queue a record; within one job the newest version of an id wins. Returns its id."""
         key, row = record_row(portal_id, record, synced_at)
         held = self.records.get(key)
-        if held is None or _moment(held[4]) <= _moment(row[4]):
+        if held is None or _moment(held["u"]) <= _moment(row["u"]):
             self.records[key] = row
         return key[1]
 
@@ -152,7 +151,7 @@ class Writes:
             out.append((sql.SQL(text).format(**names), params))  # type: ignore[arg-type]
 
         if self.records:
-            add(UPSERT, [list(column) for column in zip(*self.records.values())])
+            add(UPSERT, [json.dumps(list(self.records.values()))])
         if self.merges:
             merged = [(p, o, w, at) for (p, o), (w, at) in self.merges.items()]
             add(MERGED, [list(column) for column in zip(*merged)])
