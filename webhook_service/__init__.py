@@ -29,7 +29,8 @@ Package map (``jobs`` holds what runs inside ``hubhook worker`` and ``hubhook po
 - ``private_apis/``: every use of RQ's and CPython's private internals, version-gated, with a stock
   fallback and a drift tripwire.
 - ``cli/``: the ``hubhook`` command. ``testing/``: the fake HubSpot and the handler test kit.
-- ``devstack``, ``loading``: a Redis for development; the user's Router from ``module:attribute``.
+- ``devstack``, ``loading``: a Redis (and a PostgreSQL) for development; the user's Router from
+  ``module:attribute``.
 
 ``jobs`` imports this package; here only ``cli/`` and ``testing/`` reach ``jobs`` (the two entry points).
 """
