@@ -240,3 +240,17 @@ def test_migrations_run_twice_and_concurrently_apply_once(mirror_config, postgre
     tables = {r["table_name"] for r in query(mirror_config, "SELECT table_name FROM information_schema.tables "
                                              "WHERE table_schema = %s", (mirror_config.mirror_schema,))}
     assert {"contacts", "companies", "deals", "tickets", "associations", "properties"} <= tables
+
+
+def test_the_poller_walks_the_mirrored_types_without_webhooks(mirror_config):
+    from jobs.poller import polled_types
+    from jobs.worker.context import Context
+
+    # Given the mirror on and no handlers of the user's own (HUBHOOK_HANDLERS unset)
+    context = Context(mirror_config)
+    # When the poller plans what to walk
+    plan = polled_types.plan(context.router, mirror_config)
+    # Then tickets (no webhooks by default) are polled for the mirror, and the handlers are the mirror's
+    assert [stream.name for stream in plan.polled] == ["ticket"]
+    assert sorted(context.router.names()) == ["hubhook.mirror.companies", "hubhook.mirror.contacts",
+                                              "hubhook.mirror.deals", "hubhook.mirror.tickets"]
