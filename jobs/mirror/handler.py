@@ -97,7 +97,14 @@ class Mirror:
             for mirrored in self.types.values():
                 known = schema.known_properties(conn, self.schema, mirrored)
                 if not known and not self.config.mirror_properties and self.client is not None:
-                    schema.store_properties(conn, self.schema, mirrored, self._list_properties(mirrored, None))
+                    try:
+                        listed = self._list_properties(mirrored, None)
+                    except HubSpotAPIError as exc:  # e.g. 403: the properties API wants crm.schemas.*.read
+                        log.warning("mirror: cannot read the properties of %s from HubSpot (%s); keeping HubSpot's "
+                                    "default properties only: grant the app the scope HubSpot named, or set "
+                                    "HUBHOOK_MIRROR_PROPERTIES", mirrored.api_name, logs.redact(str(exc))[:200])
+                        listed = []
+                    schema.store_properties(conn, self.schema, mirrored, listed)
                     known = schema.known_properties(conn, self.schema, mirrored)
                 if self.config.mirror_properties:
                     known = {name: known.get(name, "string") for name in self.config.mirror_properties}
