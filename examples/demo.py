@@ -165,7 +165,7 @@ def show_mirror(url: str) -> None:
         names = [column.name for column in cursor.description or ()]
         print("\n  " + " | ".join(f"{n:<18}" for n in names))
         for row in cursor.fetchall():
-            print("  " + " | ".join(f"{str(v):<18}" for v in row))
+            print("  " + " | ".join(f"{v!s:<18}" for v in row))
 
 
 def _healthy(port: int) -> bool:
