@@ -7,7 +7,12 @@ table shape, on a private PostgreSQL (fsync off, loopback): the same upsert sent
 (one round trip each, one transaction per batch: what a naive handler does), and a bare ``COPY`` of the
 rows into an empty table (no conflict handling, no guard: the ceiling).
 
-    .venv/bin/python bench/mirror.py [--rows 20000] [--batch 1000]
+Then change-to-row latency at 50 events/s: two `hubhook worker` processes with the mirror on (no handlers
+of their own), a fake HubSpot answering in 120 ms with 110 calls per 10 s enforced, deliveries of 10
+property changes (distinct contacts) queued 5 a second straight into Redis (the receiver's own latency is
+bench/ack_latency.py's); a watcher polls the table every 10 ms and times each row from queueing to visible.
+
+    .venv/bin/python bench/mirror.py [--rows 20000] [--batch 1000] [--seconds 20]
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from psycopg import sql
 
-from bench.results import emit
+from bench import harness
+from bench.results import emit, percentile
 from jobs.mirror import schema, writer
 from jobs.mirror.database import Database
 from jobs.mirror.layout import lookup, mirrored_types
@@ -82,10 +88,66 @@ def bare_copy(conn: psycopg.Connection, rows: list[dict], batch: int) -> float:
     return len(rows) / (time.perf_counter() - started)
 
 
+def latency(seconds: float) -> list[float]:
+    """Seconds from queueing each change to its row being visible, at 50 events/s."""
+    from redis import Redis
+
+    from webhook_service.connection import queue as build_queue
+    from webhook_service.receiver.intake import enqueue_delivery
+    from webhook_service.testing import FakeHubSpot, make_event
+
+    total = int(seconds * 50)
+    with harness.redis_server() as redis_server, \
+            FakeHubSpot(tokens={harness.TOKEN}, latency=0.12, burst_limit=(110, 10.0)) as fake:
+        postgres = PostgresProcess().start()
+        try:
+            for i in range(1, total + 1):
+                fake.add("contacts", i, {"email": f"l{i}@example.com"})
+            env = harness.environment(redis_server.url, HUBSPOT_API_BASE_URL=fake.url, HUBHOOK_MIRROR_URL=postgres.url,
+                                      HUBHOOK_MIRROR_OBJECTS="contacts", HUBHOOK_HANDLERS="")
+            config = Config(redis_url=redis_server.url, api_base_url=fake.url)
+            redis = Redis.from_url(redis_server.url)
+            queue = build_queue(config, redis)
+            with harness.hubhook_workers(2, env), psycopg.connect(postgres.url, autocommit=True) as conn:
+                harness.wait_until(lambda: _has_table(conn), 60, "the workers to create the mirror's tables")
+                sent: dict[int, float] = {}
+                seen: dict[int, float] = {}
+                start = time.monotonic()
+                for n in range(total // 10):
+                    due = start + n / 5
+                    while time.monotonic() < due:
+                        _watch(conn, seen)
+                        time.sleep(0.01)
+                    ids = range(n * 10 + 1, n * 10 + 11)
+                    now = time.monotonic()
+                    sent.update((i, now) for i in ids)
+                    enqueue_delivery(redis, queue, [make_event("contact.propertyChange", i, property="email",
+                                                               value=f"l{i}@example.com") for i in ids])
+                deadline = time.monotonic() + 60
+                while len(seen) < total and time.monotonic() < deadline:
+                    _watch(conn, seen)
+                    time.sleep(0.01)
+                return [seen[i] - sent[i] for i in sent if i in seen]
+        finally:
+            postgres.remove()
+
+
+def _has_table(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT to_regclass('hubspot.contacts')").fetchone()
+    return bool(row and row[0])
+
+
+def _watch(conn: psycopg.Connection, seen: dict[int, float]) -> None:
+    now = time.monotonic()
+    for (object_id,) in conn.execute("SELECT object_id FROM hubspot.contacts").fetchall():
+        seen.setdefault(object_id, now)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=1000, help="rows per job batch (a coalesced delivery)")
+    parser.add_argument("--seconds", type=float, default=20, help="length of the 50 events/s latency run (0: skip)")
     args = parser.parse_args()
     server = PostgresProcess().start()
     config = Config(mirror_url=server.url, mirror_schema=SCHEMA, mirror_objects=("contacts",))
@@ -113,10 +175,19 @@ def main() -> int:
                       f"(x{median['mirror'] / median['per_row']:.1f}); bare COPY {median['copy']:,.0f} rows/s")
         emit("mirror write path vs bare COPY (same rows, same table)", f"{median['mirror'] / median['copy']:.2f}",
              baseline=f"updates of existing rows (newer versions): {median['mirror_update']:,.0f} rows/s")
-        return 0
     finally:
         db.close()
         server.remove()
+    if args.seconds:
+        delays = latency(args.seconds)
+        expected = int(args.seconds * 50)
+        print(f"change-to-row latency at 50 events/s: {len(delays)} of {expected} rows seen; "
+              f"p50 {percentile(delays, 50) * 1000:.0f} ms, p95 {percentile(delays, 95) * 1000:.0f} ms, "
+              f"max {max(delays, default=float('nan')) * 1000:.0f} ms")
+        emit("mirror change-to-row p95 at 50 events/s (ms)", f"{percentile(delays, 95) * 1000:.0f}",
+             baseline=f"p50 {percentile(delays, 50) * 1000:.0f} ms; {len(delays)} of {expected} rows; "
+                      f"HubSpot 120 ms a call, 110 calls/10 s")
+    return 0
 
 
 if __name__ == "__main__":
