@@ -254,3 +254,29 @@ def test_the_poller_walks_the_mirrored_types_without_webhooks(mirror_config):
     assert [stream.name for stream in plan.polled] == ["ticket"]
     assert sorted(context.router.names()) == ["hubhook.mirror.companies", "hubhook.mirror.contacts",
                                               "hubhook.mirror.deals", "hubhook.mirror.tickets"]
+
+
+def test_mirror_settings_are_checked_with_the_fix_in_the_message():
+    import pytest
+
+    from jobs.mirror.layout import association_pairs, mirrored_types
+    from webhook_service.config import Config
+    from webhook_service.errors import ConfigError
+
+    # Given settings a user might get wrong, Then each fails with one line saying what to write instead
+    with pytest.raises(ConfigError, match="must be a PostgreSQL URL"):
+        Config.from_env({"HUBHOOK_MIRROR_URL": "mysql://db/app"})
+    with pytest.raises(ConfigError, match="plain lower-case SQL name"):
+        Config.from_env({"HUBHOOK_MIRROR_SCHEMA": "Hub Spot"})
+    with pytest.raises(ConfigError, match="no HubSpot object type hubhook can read"):
+        mirrored_types(Config.from_env({"HUBHOOK_MIRROR_OBJECTS": "contacts,widgets"}))
+    with pytest.raises(ConfigError, match="not in HUBHOOK_MIRROR_OBJECTS"):
+        association_pairs(Config.from_env({"HUBHOOK_MIRROR_ASSOCIATIONS": "line_items:deals"}))
+    # And good ones are read as the tables and pairs they name
+    config = Config.from_env({"HUBHOOK_MIRROR_OBJECTS": "contacts,2-123,p_widgets",
+                              "HUBHOOK_MIRROR_ASSOCIATIONS": "contacts:2-123"})
+    assert [t.table for t in mirrored_types(config)] == ["contacts", "object_2_123", "p_widgets"]
+    assert association_pairs(config) == {"contacts": ("2-123",), "2-123": (), "p_widgets": ()}
+    # And the URL's password is among the secrets logs redact, never in the config's repr
+    secret = Config.from_env({"HUBHOOK_MIRROR_URL": "postgresql://app:pa55word-xyz@db/app"})
+    assert "pa55word-xyz" in secret.secrets() and "pa55word-xyz" not in repr(secret)
