@@ -280,3 +280,37 @@ def test_mirror_settings_are_checked_with_the_fix_in_the_message():
     # And the URL's password is among the secrets logs redact, never in the config's repr
     secret = Config.from_env({"HUBHOOK_MIRROR_URL": "postgresql://app:pa55word-xyz@db/app"})
     assert "pa55word-xyz" in secret.secrets() and "pa55word-xyz" not in repr(secret)
+
+
+def test_a_late_deletion_does_not_archive_a_row_fetched_after_it(mirror_config):
+    from jobs.mirror import writer
+    from jobs.mirror.database import Database
+    from jobs.mirror.handler import install
+    from jobs.mirror.layout import lookup
+
+    install(Router(), mirror_config)
+    db = Database(mirror_config.mirror_url)
+    deals = lookup(mirror_config, "deals")
+    try:
+        # Given a deal deleted at 10:00 and restored, whose row was written from a read at 10:05
+        restored = writer.Writes(deals)
+        restored.upsert(62515, {"id": "5", "properties": {"dealname": "back"}, "updatedAt": "2026-05-01T10:04:00Z"},
+                        "2026-05-01T10:05:00+00:00")
+        writer.send(db, mirror_config.mirror_schema, restored)
+        # When the deletion's job runs late, after that write
+        late = writer.Writes(deals)
+        late.archive(62515, 5, "2026-05-01T10:00:00+00:00")
+        writer.send(db, mirror_config.mirror_schema, late)
+        # Then the row stays live; and a job that read the deal before a newer deletion cannot revive it
+        assert row(mirror_config, "deals", 5)["archived"] is False
+        deleted = writer.Writes(deals)
+        deleted.archive(62515, 5, "2026-05-01T11:00:00+00:00")
+        writer.send(db, mirror_config.mirror_schema, deleted)
+        stale = writer.Writes(deals)
+        stale.upsert(62515, {"id": "5", "properties": {"dealname": "stale"}, "updatedAt": "2026-05-01T10:59:00Z"},
+                     "2026-05-01T10:59:30+00:00")
+        writer.send(db, mirror_config.mirror_schema, stale)
+        found = row(mirror_config, "deals", 5)
+        assert found["archived"] is True and found["properties"]["dealname"] == "back"
+    finally:
+        db.close()
