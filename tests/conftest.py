@@ -4,6 +4,7 @@ No in-memory Redis stand-in and no mocks of hubhook: the only stand-in is HubSpo
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from redis import Redis
 
 from webhook_service.config import Config
-from webhook_service.devstack import RedisProcess, free_port  # noqa: F401 (free_port is used by tests)
+from webhook_service.devstack import PostgresProcess, RedisProcess, free_port  # noqa: F401 (free_port: tests)
 from webhook_service.errors import ConfigError
 from webhook_service.testing import FakeHubSpot
 
@@ -29,6 +30,32 @@ def redis_server(tmp_path_factory) -> Iterator[RedisProcess]:
         pytest.exit(str(exc), 2)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresProcess]:
+    """A PostgreSQL cluster of the suite's own (initdb in a temporary directory, a free port, fsync off)."""
+    try:
+        server = PostgresProcess().start()
+    except ConfigError as exc:
+        pytest.exit(str(exc), 2)
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def mirror_config(config: Config, postgres_server: PostgresProcess, request) -> Iterator[Config]:
+    """``config`` with the mirror on, in a schema of this test's own (so tests never see each other's rows)."""
+    import re as _re
+
+    from jobs.mirror.handler import close_all
+
+    schema = "t_" + _re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50]
+    import psycopg
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    yield dataclasses.replace(config, mirror_url=postgres_server.url, mirror_schema=schema)
+    close_all()
 
 
 @pytest.fixture

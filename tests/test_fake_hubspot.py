@@ -474,7 +474,7 @@ def test_only_api_versions_hubspot_ships_are_served(fake):
 def test_routes_the_fake_lacks_answer_a_404_that_says_so(fake):
     contact, api = fake.add("contacts")["id"], Api(fake)
     for method, path in (("GET", "/x"), ("PUT", f"/crm/v3/objects/contacts/{contact}"),
-                         ("GET", "/crm/v3/properties/contacts")):
+                         ("GET", "/crm/v3/schemas")):
         answer = api.request(method, path)
         body = answer.json()
         assert answer.status_code == 404 and body["status"] == "error"

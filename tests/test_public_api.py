@@ -9,8 +9,8 @@ import webhook_service.testing
 
 def test_exported_members_are_pinned():
     assert webhook_service.__all__ == [
-        "Config", "ConfigError", "Event", "Handler", "HubSpotAPIError", "HubhookError", "MissingScopes",
-        "NoToken", "OAuthRefused", "PayloadError", "RateLimited", "RegistrationError", "Router",
+        "Config", "ConfigError", "Event", "Handler", "HubSpotAPIError", "HubhookError", "MirrorUnavailable",
+        "MissingScopes", "NoToken", "OAuthRefused", "PayloadError", "RateLimited", "RegistrationError", "Router",
         "SignatureError", "TransientAPIError",
     ]
     assert all(hasattr(webhook_service, name) for name in webhook_service.__all__)

@@ -10,7 +10,8 @@ name of this module is one of them)::
 - ``Config``: every setting, read from the environment by ``Config.from_env()``.
 - Errors, one tree rooted at ``HubhookError`` (drawn in ``webhook_service.errors``): ``ConfigError``,
   ``RegistrationError``, ``SignatureError``, ``PayloadError``, ``HubSpotAPIError`` and its kinds
-  ``RateLimited``, ``MissingScopes``, ``NoToken``, ``OAuthRefused``, ``TransientAPIError``.
+  ``RateLimited``, ``MissingScopes``, ``NoToken``, ``OAuthRefused``, ``TransientAPIError``, and
+  ``MirrorUnavailable`` (the Postgres mirror could not write).
 
 Package map (``jobs`` holds what runs inside ``hubhook worker`` and ``hubhook poll``; see its map):
 
@@ -28,7 +29,8 @@ Package map (``jobs`` holds what runs inside ``hubhook worker`` and ``hubhook po
 - ``private_apis/``: every use of RQ's and CPython's private internals, version-gated, with a stock
   fallback and a drift tripwire.
 - ``cli/``: the ``hubhook`` command. ``testing/``: the fake HubSpot and the handler test kit.
-- ``devstack``, ``loading``: a Redis for development; the user's Router from ``module:attribute``.
+- ``devstack``, ``loading``: a Redis (and a PostgreSQL) for development; the user's Router from
+  ``module:attribute``.
 - ``devstate``: what ``hubhook dev`` keeps in ``.hubhook/``, which every command reads for unset variables.
 
 ``jobs`` imports this package; here only ``cli/`` and ``testing/`` reach ``jobs`` (the two entry points).
@@ -38,6 +40,7 @@ from webhook_service.errors import (
     ConfigError,
     HubhookError,
     HubSpotAPIError,
+    MirrorUnavailable,
     MissingScopes,
     NoToken,
     OAuthRefused,
@@ -57,6 +60,7 @@ __all__ = [
     "Handler",
     "HubSpotAPIError",
     "HubhookError",
+    "MirrorUnavailable",
     "MissingScopes",
     "NoToken",
     "OAuthRefused",

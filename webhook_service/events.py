@@ -61,6 +61,8 @@ class Event:
     associations: FrozenDict
     merged_object_ids: FrozenList = field(default_factory=FrozenList)
     handler: str = ""
+    #: Type name -> associated id -> its association types (``typeId``, ``label``, ``category``).
+    association_types: FrozenDict = field(default_factory=FrozenDict)
     hubspot: Any = field(default=None, repr=False, compare=False)
     _lock_factory: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
@@ -69,7 +71,8 @@ class Event:
               changes: Iterable[Mapping] = (), record: Mapping | None = None,
               associations: Mapping[str, Iterable[str | int]] | None = None, source: str = "webhook",
               merged_object_ids: Iterable[str | int] = (), handler: str = "", hubspot: Any = None,
-              lock_factory: Callable[..., Any] | None = None) -> Event:
+              lock_factory: Callable[..., Any] | None = None,
+              association_types: Mapping[str, Mapping[str, Any]] | None = None) -> Event:
         """Build an Event from plain data, freezing every container."""
         return cls(
             object_type=object_type, object_id=str(object_id), portal_id=int(portal_id),
@@ -77,7 +80,7 @@ class Event:
             record=freeze(record) if record is not None else None,
             associations=FrozenDict({k: FrozenList(str(i) for i in v) for k, v in (associations or {}).items()}),
             merged_object_ids=FrozenList(str(i) for i in merged_object_ids), handler=handler,
-            hubspot=hubspot, _lock_factory=lock_factory,
+            hubspot=hubspot, _lock_factory=lock_factory, association_types=freeze(association_types or {}),
         )
 
     @property

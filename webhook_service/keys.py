@@ -155,6 +155,19 @@ def oauth_refresh_lock(portal_id: int) -> str:
     return key("oauth", "refresh", portal_id)
 
 
+# -- the Postgres mirror ----------------------------------------------------------------------------------
+
+#: The mirror's last failed write: a hash of ``at`` (epoch seconds), ``handler`` and ``error`` (one line, the
+#: database URL's password never in it) (no TTL; ``jobs.mirror.handler``, read by ``hubhook mirror status``).
+MIRROR_LAST_ERROR = key("mirror", "last_error")
+
+
+def mirror_backfill_cursor(portal_id: int, object_type: str) -> str:
+    """Where ``hubhook mirror backfill`` stopped for one portal and type: the list endpoint's ``after``
+    (string; no TTL, deleted when the walk finishes; ``jobs.mirror.backfill``)."""
+    return key("mirror", "backfill", portal_id, object_type)
+
+
 # -- dotted paths: stored in queued jobs (RQ imports them by name), or started by the CLI ------------------
 
 #: A delivery's job function (``jobs.delivery.job.process_delivery``), at the path the first release stored.
@@ -173,6 +186,10 @@ RATE_STATUS = "jobs.hubspot.rate_budget:status_rows"
 JOURNAL_RUN = "jobs.journal.reader:run"
 #: The journal reader's state as one dict, for ``hubhook journal status``, ``hubhook status`` and ``/metrics``.
 JOURNAL_STATUS = "jobs.journal.reader:status"
+#: ``hubhook mirror status|check|backfill``: the mirror's operator commands.
+MIRROR_STATUS = "jobs.mirror.status:status_rows"
+MIRROR_CHECK = "jobs.mirror.check:check"
+MIRROR_BACKFILL = "jobs.mirror.backfill:backfill"
 #: Why a worker must not run a stored job (None when it is hubhook's), for ``hubhook replay``.
 JOB_REFUSAL = "jobs.worker.allowlist:refusal"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from webhook_service import filters, objects
@@ -35,6 +35,10 @@ class Handler:
     associations: tuple[str, ...] = ()
     to_values: frozenset[str] | None = None       # to=: the new value must be one of these
     from_values: frozenset[str] | None = None     # from_=: the old value (property history) must be one of these
+    #: Set by hubhook's built-in handlers that buffer their calls (the Postgres mirror): called once after
+    #: a job has called ``fn`` for each of its objects, so their writes take one round trip per job. If it
+    #: raises, each object of those calls is retried alone, like any failing handler.
+    flush: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def history_properties(self) -> tuple[str, ...]:

@@ -106,6 +106,7 @@ def build_event(handler: Handler, item: ObjectChanges, enrichment: Enrichment, s
         object_type=item.object_type, object_id=item.object_id, portal_id=item.portal_id,
         subscription_type=f"{item.object_type}.{latest['subscriptionType'].split('.', 1)[1]}",
         source=source, changes=item.changes, record=enrichment.record, associations=enrichment.associations,
+        association_types=enrichment.association_types,
         merged_object_ids=item.merged_ids, handler=handler.name,
         hubspot=PortalClient(client, item.portal_id), lock_factory=lock_factory,
     )

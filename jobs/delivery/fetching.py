@@ -62,6 +62,8 @@ class Enrichment:
 
     record: dict | None = None
     associations: dict[str, list[str]] = field(default_factory=dict)
+    #: Per association type name, the association types (id, label, category) of each associated id.
+    association_types: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
 
 
 def group_changes(events: Iterable[dict]) -> list[ObjectChanges]:
@@ -139,9 +141,11 @@ def _fetch_group(client: HubSpotClient, result: dict[tuple, Enrichment], portal:
     for object_id, record in _read(client, portal, object_type, sorted(ids), properties, history):
         result[(portal, object_type, object_id)].record = record
     for name, linked in sorted(links.items()):
-        found = client.batch_associations(object_type, name, sorted(linked), portal_id=portal)
+        types: dict[str, dict[str, list[dict]]] = {}
+        found = client.batch_associations(object_type, name, sorted(linked), portal_id=portal, types=types)
         for object_id in linked:
             result[(portal, object_type, object_id)].associations[name] = found.get(object_id, [])
+            result[(portal, object_type, object_id)].association_types[name] = types.get(object_id, {})
 
 
 def _read(client: HubSpotClient, portal: int, object_type: str, ids: list[str],

@@ -22,8 +22,9 @@ from jobs.delivery.fetching import Enrichment, ObjectChanges
 from jobs.hubspot.client import HubSpotClient
 from jobs.poller import reconcile
 from jobs.worker import context, recording
-from webhook_service import objects
+from webhook_service import logs, objects
 from webhook_service.errors import (
+    MirrorUnavailable,
     MissingScopes,
     NoToken,
     RateLimited,
@@ -34,7 +35,7 @@ from webhook_service.logs import fields
 from webhook_service.router import Handler
 
 log = logging.getLogger("hubhook.worker")
-_EXPECTED = (RateLimited, MissingScopes, NoToken, TransientAPIError)
+_EXPECTED = (RateLimited, MissingScopes, NoToken, TransientAPIError, MirrorUnavailable)
 
 
 def process_delivery(events: list[dict], source: str = "webhook", attempt: int = 0) -> dict:
@@ -56,6 +57,7 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
         fetched, failed = fetching.fetch_groups(_client(ctx, source), work) if work else ({}, {})
         calls = failures = 0
         deferred = []
+        buffered: dict[str, tuple[Handler, list[ObjectChanges]]] = {}   # handlers with a flush, their objects
         for item, handlers in work:
             if item.key in fetched and batching.overdue(batch, item.changes):  # a big batch ran long: a new job
                 deferred.append(item)
@@ -63,7 +65,11 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
             for handler in (dispatch.selected(handlers, item, fetched[item.key], source, everyone=ctx.router.handlers)
                             if item.key in fetched else ()):
                 calls += 1
-                failures += not _call(ctx, handler, item, fetched[item.key], source)
+                ok = _call(ctx, handler, item, fetched[item.key], source)
+                failures += not ok
+                if ok and handler.flush is not None:
+                    buffered.setdefault(handler.name, (handler, []))[1].append(item)
+        failures += _flush(ctx, buffered, source)
         with ctx.redis.pipeline() as pipe:
             handed = parking.settle(pipe, ctx.queue, ctx.config, batch,
                                     [(item, failed[item.key]) for item, _ in work if item.key in failed], deferred)
@@ -86,6 +92,8 @@ def run_handler(handler_name: str, changes: list[dict], source: str = "webhook")
         enrichment = fetching.fetch(_client(ctx, source), [(item, [handler])])[item.key]
         with recording.handler_run(handler_name, item, source, attempt="retry", expected=_EXPECTED):
             handler.fn(_event(ctx, handler, item, enrichment, source))
+            if handler.flush is not None:
+                handler.flush()
     except (RateLimited, MissingScopes, NoToken) as exc:  # no retry spent: rescheduled after the wait, or parked
         return parking.defer_running_handler(ctx.queue, ctx.config, handler_name, changes, source, item, exc)
     except Exception:  # RQ retries it (Retry) or parks it: say when
@@ -136,6 +144,22 @@ def _next_retry(job: Job | None) -> float | None:
     """The wait before RQ runs a failing ``run_handler`` job again, or None when its retries are spent
     (it is then parked, and the worker says so)."""
     return float(job.get_retry_interval()) if job is not None and job.retries_left else None
+
+
+def _flush(ctx: context.Context, buffered: dict[str, tuple[Handler, list[ObjectChanges]]], source: str) -> int:
+    """Let each buffering handler write what this job gave it; when that fails, each of its objects is
+    retried alone (like a failing handler), and the other handlers are untouched. Returns the failures."""
+    failures = 0
+    for handler, items in buffered.values():
+        try:
+            handler.flush()  # type: ignore[misc]
+        except Exception as exc:
+            log.warning("handler %s could not write %d object(s) (%s: %s); each will be retried alone",
+                        handler.name, len(items), type(exc).__name__, logs.redact(str(exc))[:200])
+            for item in items:
+                parking.retry_handler(ctx.queue, ctx.config, handler.name, item, source, exc)
+            failures += len(items)
+    return failures
 
 
 def _client(ctx: context.Context, source: str) -> HubSpotClient:

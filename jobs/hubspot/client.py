@@ -173,8 +173,12 @@ class HubSpotClient:
         return None if response.status_code == 404 else response.json()
 
     def batch_associations(self, from_type: str, to_type: str, ids: list[str], *,
-                           portal_id: int | None = None) -> dict[str, list[str]]:
-        """Associated ids of ``to_type`` for each id, 1,000 ids a call, following per-id paging."""
+                           portal_id: int | None = None,
+                           types: dict[str, dict[str, list[dict]]] | None = None) -> dict[str, list[str]]:
+        """Associated ids of ``to_type`` for each id, 1,000 ids a call, following per-id paging.
+
+        ``types``, when given, is filled with each id's association types per associated id
+        (``{from_id: {to_id: [{"category", "typeId", "label"}]}}``), as the v4 batch read returns them."""
         result: dict[str, list[str]] = {i: [] for i in ids}
         pending = [{"id": i} for i in ids]
         while pending:
@@ -184,10 +188,31 @@ class HubSpotClient:
             for row in response.json().get("results", []):
                 source = str(row["from"]["id"])
                 result.setdefault(source, []).extend(str(t["toObjectId"]) for t in row.get("to", []))
+                if types is not None:
+                    found = types.setdefault(source, {})
+                    for link in row.get("to", []):
+                        found.setdefault(str(link["toObjectId"]), []).extend(link.get("associationTypes") or [])
                 after = (row.get("paging") or {}).get("next", {}).get("after")
                 if after:
                     pending.append({"id": source, "after": after})
         return result
+
+    def properties(self, object_type: str, *, portal_id: int | None = None) -> list[dict]:
+        """Every property HubSpot defines for ``object_type`` in the portal: name, type, label...
+        (https://developers.hubspot.com/docs/api-reference/latest/crm/properties/get-properties)."""
+        name = objects.lookup(object_type).api_name
+        path = f"/crm/v3/properties/{name}" if self._legacy else f"/crm/properties/{self.config.api_version}/{name}"
+        return list(self.request("GET", path, portal_id=portal_id).json().get("results", []))
+
+    def list_page(self, object_type: str, properties: Sequence[str], *, after: str | None = None, limit: int = 100,
+                  portal_id: int | None = None) -> dict:
+        """One page of the list endpoint (records by ascending id, ``paging.next.after`` the next page's)."""
+        params: dict[str, Any] = {"limit": limit, "archived": "false"}
+        if properties:
+            params["properties"] = ",".join(properties)
+        if after:
+            params["after"] = after
+        return self.request("GET", self.objects_path(object_type), portal_id=portal_id, params=params).json()
 
     def get_thread(self, thread_id: str, *, portal_id: int | None = None) -> dict | None:
         """A conversations thread (conversation.* objectId is the thread id), or None when gone."""

@@ -40,8 +40,17 @@ class Context:
 
     @cached_property
     def router(self) -> Router:
-        """The handlers, checked against this config (a property= handler on a polled type fails here)."""
-        return (self.router_override or load_router(self.config.handlers)).check_against(self.config)
+        """The handlers, checked against this config (a property= handler on a polled type fails here),
+        plus the Postgres mirror's when HUBHOOK_MIRROR_URL is set (then HUBHOOK_HANDLERS is optional)."""
+        if self.router_override is None and self.config.mirror_url and not self.config.handlers:
+            router = Router()
+        else:
+            router = (self.router_override or load_router(self.config.handlers)).check_against(self.config)
+        if self.config.mirror_url:
+            from jobs.mirror.handler import install
+
+            install(router, self.config, self.redis, lambda: self.webhook_client)
+        return router
 
     @cached_property
     def governor(self) -> RateGovernor:

@@ -99,7 +99,7 @@ def build_worker(config: Config, router: Router | None = None, *, name: str | No
     The config's secrets are registered for redaction here, whether or not logging was configured,
     because the worker writes handler errors into Redis (object history, failed jobs).
     """
-    logs.add_secrets([*config.client_secrets, config.access_token])
+    logs.add_secrets(config.secrets())
     ctx = context.configure(config, router)
     _ = ctx.router  # import the handlers before the first job: a bad module fails at start, not per job
     worker_class = HubhookWorker if private_apis.configure(config) else StockHubhookWorker

@@ -52,7 +52,7 @@ def safe_url(url: str) -> str:
 def operator_config() -> Config:
     """The config of an operator command, its secrets registered so that no printed line shows them."""
     config = Config.from_env()
-    logs.add_secrets([*config.client_secrets, config.access_token])
+    logs.add_secrets(config.secrets())
     if "REDIS_URL" in config.dev_supplied:
         require_redis(config)  # a dev Redis that is not running: one line saying to start `hubhook dev`
     return config

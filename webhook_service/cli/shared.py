@@ -18,7 +18,7 @@ def _logging(config: Config) -> None:
     from webhook_service import logs
 
     logs.configure(config.log_level, config.log_format)
-    logs.add_secrets([*config.client_secrets, config.access_token])
+    logs.add_secrets(config.secrets())
 
 
 def require_redis(config: Config) -> None:

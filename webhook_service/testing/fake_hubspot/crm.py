@@ -30,7 +30,7 @@ from webhook_service.testing.fake_hubspot.http import (
     properties_of,
     whole_number,
 )
-from webhook_service.testing.fake_hubspot.properties import Problem, invalid_values_body
+from webhook_service.testing.fake_hubspot.properties import Problem, invalid_values_body, property_definitions
 from webhook_service.testing.fake_hubspot.search import search
 from webhook_service.testing.fake_hubspot.shapes import (
     Record,
@@ -90,6 +90,7 @@ def register(app: Flask, tokens: TokenBook, token_lifetime: Callable[[], int]) -
          f"/crm/objects/<date:ver>/{default_link}")
     rule("GET", get_thread, "/conversations/v3/conversations/threads/<tid>",
          "/conversations/conversations/<date:ver>/threads/<tid>")
+    rule("GET", read_properties, "/crm/v3/properties/<obj>", "/crm/properties/<date:ver>/<obj>")
     rule("POST", oauth_token, "/oauth/v1/token", "/oauth/v3/token", "/oauth/<date:ver>/token")
 
 
@@ -259,6 +260,12 @@ def gdpr_delete(obj: str, ver: str = "") -> Response:
     if key not in found or g.store.purge(otype, found[key].id) is None:
         return not_found(key)
     return Response(status=204)
+
+
+def read_properties(obj: str, ver: str = "") -> Response:
+    """Every property of a type in the calling portal (the properties API's ``GET``)."""
+    otype = object_type(obj)
+    return json_response({"results": property_definitions(g.store.properties, otype)})
 
 
 def get_thread(tid: str, ver: str = "") -> Response:

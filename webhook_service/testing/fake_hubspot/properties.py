@@ -94,6 +94,14 @@ class PropertyCatalogue:
             found = self._extra.get(otype.api_name, {}).get(name)
         return found or DEFAULT_CATALOGUE.get(otype.api_name, {}).get(name)
 
+    def all(self, otype: ObjectType) -> dict[str, str]:
+        """Every property of the type: name -> the fake's type, the derived ones included."""
+        with self._lock:
+            extra = dict(self._extra.get(otype.api_name, {}))
+        found = {**DEFAULT_CATALOGUE.get(otype.api_name, {}), **extra}
+        found.update({"hs_object_id": INTEGER, created_property(otype): DATETIME, otype.modified_property: DATETIME})
+        return found
+
     def define(self, otype: ObjectType, name: str, kind: str) -> None:
         """Add (or retype) a property, as creating it in HubSpot's settings would."""
         if kind not in TYPES:
@@ -151,3 +159,26 @@ def invalid_values_body(problems: list[Problem], portal_id: int | None) -> dict[
                       "VALIDATION_ERROR",
                       errors=[{"message": p.message, "code": p.code, "context": {"propertyName": [p.name]}}
                               for p in problems])
+
+
+#: The fake's types as the properties API reports them (``type``, ``fieldType``): HubSpot has no integer
+#: type, whole numbers are ``number`` properties.
+_API_TYPES = {STRING: ("string", "text"), NUMBER: ("number", "number"), INTEGER: ("number", "number"),
+              DATETIME: ("datetime", "date"), ENUMERATION: ("enumeration", "select"),
+              BOOL: ("bool", "booleancheckbox")}
+
+
+def property_definitions(catalogue: PropertyCatalogue, otype: ObjectType) -> list[dict[str, Any]]:
+    """The properties API's ``results`` for a type
+    (https://developers.hubspot.com/docs/api-reference/latest/crm/properties/get-properties)."""
+    out = []
+    for name, kind in sorted(catalogue.all(otype).items()):
+        api_type, field_type = _API_TYPES.get(kind, ("string", "text"))
+        out.append({"name": name, "label": name.replace("_", " ").title(), "type": api_type, "fieldType": field_type,
+                    "groupName": f"{otype.name}information", "description": "", "options": [], "displayOrder": -1,
+                    "calculated": False, "externalOptions": False, "hasUniqueValue": name == "hs_object_id",
+                    "hidden": False, "hubspotDefined": name in DEFAULT_CATALOGUE.get(otype.api_name, {}),
+                    "formField": False, "archived": False,
+                    "modificationMetadata": {"archivable": True, "readOnlyDefinition": False,
+                                             "readOnlyValue": False}})
+    return out

@@ -220,12 +220,25 @@ class FakeHubSpot:
             raise KeyError(f"{object_type}/{object_id} does not exist or is already archived")
 
     def restore(self, object_type: str, object_id: str | int, *, portal_id: int | None = None) -> dict:
-        """Take a record out of the recycling bin, as HubSpot's UI does; returns it."""
-        otype, store = lookup(object_type), self._portals.holding(object_type, object_id, portal_id)
-        record = store.restore(otype, str(object_id))
+        """Take a record out of the recycling bin (as a user would); returns it as the API would."""
+        otype = lookup(object_type)
+        store = self._portals.holding(object_type, object_id, portal_id)
+        record = store.restore(otype, str(object_id), now_ms())
         if record is None:
             raise KeyError(f"{object_type}/{object_id} is not in the recycling bin")
         return render(record, otype, record.properties)
+
+    def gdpr_delete(self, object_type: str, object_id: str | int, *, portal_id: int | None = None) -> None:
+        """Permanently delete a record and its associations, as a GDPR deletion does."""
+        store = self._portals.holding(object_type, object_id, portal_id)
+        if not store.purge(lookup(object_type), str(object_id)):
+            raise KeyError(f"{object_type}/{object_id} does not exist")
+
+    def unassociate(self, from_type: str, from_id: str | int, to_type: str, to_id: str | int, *,
+                    portal_id: int | None = None) -> None:
+        """Remove the associations between two records, both ways."""
+        store = self._portals.holding(from_type, from_id, portal_id)
+        store.unassociate(lookup(from_type), str(from_id), lookup(to_type), str(to_id))
 
     def merge(self, object_type: str, primary_id: str | int, merged_id: str | int, *,
               portal_id: int | None = None) -> str:
@@ -400,6 +413,6 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
                    "in March and September (YYYY-03, YYYY-09, e.g. 2026-03 or 2026-09)")
         return jsonify(error_body(message, "RESOURCE_NOT_FOUND")), 404
     message = (f"fake HubSpot does not implement {request.method} {request.path}: it serves the CRM object, "
-               "search, associations, conversations-thread and OAuth-token routes hubhook uses")
+               "search, associations, properties, conversations-thread and OAuth-token routes hubhook uses")
     return jsonify(error_body(message, "FAKE_NOT_IMPLEMENTED")), 404
 

@@ -154,21 +154,23 @@ class Store:
             self._notify([Change("deletion", otype, record.id, {"changeFlag": "DELETED"})])
             return archived
 
-    def restore(self, otype: ObjectType, object_id: str) -> Record | None:
-        """Take a record out of the recycling bin (HubSpot's UI can, within 90 days)."""
+    def restore(self, otype: ObjectType, object_id: str, at_ms: int | None = None) -> Record | None:
+        """Take a record out of the recycling bin (HubSpot's UI can, within 90 days): readable again,
+        modified at ``at_ms`` (default: its last modification), back in search."""
         with self.lock:
             record = self.find(otype, object_id, archived=True)
             if record is None:
                 return None
-            restored = replace(record, archived_ms=None)
+            restored = replace(record, archived_ms=None, updated_ms=at_ms or record.updated_ms, previous=record)
             self._records[otype.api_name][record.id] = restored
             self.index(otype).stage(restored)
             self._notify([Change("restore", otype, record.id)])
             return restored
 
     def purge(self, otype: ObjectType, object_id: str) -> Record | None:
-        """GDPR delete: the record is gone for good, archived reads included; HubSpot sends a
-        privacyDeletion and a deletion event (https://developers.hubspot.com/docs/api/webhooks)."""
+        """GDPR delete: the record and its associations are gone for good, archived reads included (no
+        archive, no redirect); HubSpot sends a privacyDeletion and a deletion event
+        (https://developers.hubspot.com/docs/api/webhooks)."""
         with self.lock:
             record = self.find(otype, object_id) or self.find(otype, object_id, archived=True)
             if record is None:
@@ -177,9 +179,21 @@ class Store:
             ids = self._ids[otype.api_name]
             del ids[bisect.bisect_left(ids, int(record.id))]
             self.index(otype).drop(record.id)
+            for (source, target), links in self._links.items():
+                if source == otype.api_name:
+                    links.pop(record.id, None)
+                if target == otype.api_name:
+                    for linked in links.values():
+                        linked.pop(record.id, None)
             self._notify([Change("privacyDeletion", otype, record.id),
                           Change("deletion", otype, record.id, {"changeFlag": "DELETED"})])
             return record
+
+    def unassociate(self, from_type: ObjectType, from_id: str, to_type: ObjectType, to_id: str) -> None:
+        """Remove every association between two records, both ways."""
+        with self.lock:
+            self._links.get((from_type.api_name, to_type.api_name), {}).get(from_id, {}).pop(to_id, None)
+            self._links.get((to_type.api_name, from_type.api_name), {}).get(to_id, {}).pop(from_id, None)
 
     def merge(self, otype: ObjectType, primary_id: str, merged_id: str, new_id: str,
               at_ms: int) -> Record | None:
