@@ -165,10 +165,14 @@ def commands(block: Block) -> list[str]:
 
 # -- one page's project, environment and background processes ---------------------------------------
 
+#: Pages whose commands need a PostgreSQL: they get HUBHOOK_MIRROR_URL (and the fake's portal id).
+DATABASE_PAGES = {"docs/mirror.md"}
+
+
 class PageRun:
     """A page's project directory, environment, fake HubSpot and the long-running commands it started."""
 
-    def __init__(self, page: str, directory: Path, redis_url: str) -> None:
+    def __init__(self, page: str, directory: Path, redis_url: str, database_url: str | None = None) -> None:
         self.page, self.dir = page, directory
         self.ports = {port: str(free_port()) for port in DOC_PORTS}
         self.fake = FakeHubSpot().start()
@@ -190,6 +194,9 @@ class PageRun:
                     "HUBHOOK_LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
         for name in ("HUBHOOK_HANDLERS", "HUBHOOK_WEBHOOK_URL", "HUBSPOT_CLIENT_ID"):
             self.env.pop(name, None)
+        if database_url:  # the mirror's page: a throw-away database of the suite's, a schema of the page's own
+            self.env.update(HUBHOOK_MIRROR_URL=database_url, HUBHOOK_MIRROR_SCHEMA="docs_" + re.sub(r"\W", "_", page),
+                            HUBSPOT_PORTAL_ID="62515")
 
     def _write(self, relative: str, code: str) -> None:
         path = self.dir / relative
@@ -284,15 +291,17 @@ def docs_redis(tmp_path_factory) -> Iterator[str]:
 class Pages:
     """One page runs at a time: opening another stops the current one (its processes, its fake)."""
 
-    def __init__(self, base: Path, redis_url: str) -> None:
-        self.base, self.redis_url = base, redis_url
+    def __init__(self, base: Path, redis_url: str, request: pytest.FixtureRequest) -> None:
+        self.base, self.redis_url, self.request = base, redis_url, request
         self.current: PageRun | None = None
 
     def open(self, page: str) -> PageRun:
         if self.current is not None and self.current.page != page:
             self.close()
         if self.current is None:
-            self.current = PageRun(page, self.base / re.sub(r"\W", "_", page), self.redis_url)
+            # PostgreSQL starts only for the pages that need one (the suite's session cluster)
+            database = self.request.getfixturevalue("postgres_server").url if page in DATABASE_PAGES else None
+            self.current = PageRun(page, self.base / re.sub(r"\W", "_", page), self.redis_url, database)
         return self.current
 
     def close(self) -> None:
@@ -303,7 +312,7 @@ class Pages:
 
 @pytest.fixture(scope="module")
 def pages(docs_redis: str, tmp_path_factory, request) -> Iterator[Pages]:
-    opened = Pages(tmp_path_factory.mktemp("docs-pages"), docs_redis)
+    opened = Pages(tmp_path_factory.mktemp("docs-pages"), docs_redis, request)
     yield opened
     opened.close()
     # Then the report lists the examples that ran (past pytest's capture, which holds fixture output)

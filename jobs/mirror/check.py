@@ -43,6 +43,8 @@ def check(config: Config, type_name: str | None = None, sample: int | None = Non
     client = Context(config).client("poll")
     checked = 0
     with connect(config.mirror_url, autocommit=True) as conn:
+        # the tables may not exist yet (no worker has run): hubhook creates them, never the user
+        schema.migrate(conn, config.mirror_schema, types)
         for mirrored in types:
             names = list(config.mirror_properties) or sorted(schema.known_properties(conn, config.mirror_schema,
                                                                                        mirrored))
