@@ -36,6 +36,7 @@ BENCHES = [
     ("latency.py", ["--seconds", "5", "--events-per-delivery", "1"], 70),
     ("memory.py", [], 60),
     ("worker_overhead.py", [], 60),
+    ("multihost.py", [], 60),
 ]
 BUDGET = 570  # seconds: `make bench` must finish in under 10 minutes
 
