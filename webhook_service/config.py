@@ -78,6 +78,8 @@ class Config:
     metrics_token: str | None = field(default=None, repr=False)
     #: False: RQ's and CPython's stock paths, not hubhook's fast ones (``webhook_service.private_apis``).
     fast_paths: bool = True
+    #: Replicas each accepted delivery must reach (Redis's WAIT) before the receiver answers 2xx; 0: off.
+    redis_min_replicas: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
@@ -97,9 +99,17 @@ class Config:
 
     def validated(self) -> Config:
         """Return self after checking the values that would otherwise fail much later."""
-        if urlparse(self.redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// "
+        scheme = urlparse(self.redis_url).scheme
+        if scheme not in ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"):
+            raise ConfigError(f"REDIS_URL must start with redis://, rediss://, unix:// or redis+sentinel:// "
                               f"(got {self.redis_url.split('://')[0]!r}); e.g. redis://localhost:6379/0")
+        if scheme.endswith("+sentinel"):
+            from webhook_service.connection import SentinelAddress
+            try:
+                SentinelAddress.parse(self.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"REDIS_URL: {exc}; e.g. redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0"
+                                  ) from None
         if urlparse(self.api_base_url).scheme not in ("http", "https"):
             raise ConfigError("HUBSPOT_API_BASE_URL must be an http(s) URL, e.g. https://api.hubapi.com")
         if self.api_version != "v3" and not _is_dated_version(self.api_version):
@@ -297,4 +307,5 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("PROMETHEUS_MULTIPROC_DIR", "metrics_dir", _text),
     Variable("HUBHOOK_METRICS_TOKEN", "metrics_token", _token),
     Variable("HUBHOOK_FAST_PATHS", "fast_paths", _switch),
+    Variable("HUBHOOK_REDIS_MIN_REPLICAS", "redis_min_replicas", _whole),
 )
