@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
+from rq.defaults import RQ_KEY_PREFIX
+
 from webhook_service.errors import ConfigError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -80,6 +82,9 @@ class Config:
     fast_paths: bool = True
     #: Replicas each accepted delivery must reach (Redis's WAIT) before the receiver answers 2xx; 0: off.
     redis_min_replicas: int = 0
+    #: RQ's key prefix; RQ reads RQ_KEY_PREFIX itself when imported. A hash tag in it (``{hubhook}:rq``)
+    #: puts every hubhook and RQ key in one Redis Cluster slot (``webhook_service.keys``).
+    rq_key_prefix: str = RQ_KEY_PREFIX
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
@@ -100,9 +105,11 @@ class Config:
     def validated(self) -> Config:
         """Return self after checking the values that would otherwise fail much later."""
         scheme = urlparse(self.redis_url).scheme
-        if scheme not in ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"):
-            raise ConfigError(f"REDIS_URL must start with redis://, rediss://, unix:// or redis+sentinel:// "
-                              f"(got {self.redis_url.split('://')[0]!r}); e.g. redis://localhost:6379/0")
+        if scheme not in ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster"):
+            raise ConfigError(f"REDIS_URL must start with redis://, rediss://, unix://, redis+sentinel:// or "
+                              f"redis+cluster:// (got {self.redis_url.split('://')[0]!r}); e.g. redis://localhost:6379/0")
+        if scheme == "redis+cluster":
+            self._check_cluster()
         if scheme.endswith("+sentinel"):
             from webhook_service.connection import SentinelAddress
             try:
@@ -144,6 +151,21 @@ class Config:
                               "characters; make one with: "
                               "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
         return self
+
+    def _check_cluster(self) -> None:
+        """A cluster URL needs well-formed nodes and a hash tag in RQ_KEY_PREFIX, set before RQ was imported."""
+        from webhook_service.connection import cluster_nodes
+        from webhook_service.keys import hash_tag
+        try:
+            cluster_nodes(self.redis_url)
+        except ValueError as exc:
+            raise ConfigError(f"REDIS_URL: {exc}; e.g. redis+cluster://10.0.0.1:6379,10.0.0.2:6379") from None
+        if not hash_tag(self.rq_key_prefix):
+            raise ConfigError("REDIS_URL is a Redis Cluster: set RQ_KEY_PREFIX to a prefix with a hash tag, e.g. "
+                              "RQ_KEY_PREFIX='{hubhook}:rq', so every key hubhook and RQ write lands in one slot")
+        if self.rq_key_prefix != RQ_KEY_PREFIX:
+            raise ConfigError(f"RQ_KEY_PREFIX is {self.rq_key_prefix!r} in this Config but RQ was imported with "
+                              f"{RQ_KEY_PREFIX!r}: export RQ_KEY_PREFIX before the process starts")
 
     def require_secret(self) -> Config:
         """The receiver cannot verify anything without a client secret: say so at start."""
@@ -308,4 +330,5 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("HUBHOOK_METRICS_TOKEN", "metrics_token", _token),
     Variable("HUBHOOK_FAST_PATHS", "fast_paths", _switch),
     Variable("HUBHOOK_REDIS_MIN_REPLICAS", "redis_min_replicas", _whole),
+    Variable("RQ_KEY_PREFIX", "rq_key_prefix", _text),
 )

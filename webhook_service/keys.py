@@ -11,9 +11,25 @@ deleted). Keys hold ids, names and digests only, never a secret.
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
-PREFIX = "hubhook"
+from rq.defaults import RQ_KEY_PREFIX
+
+
+def hash_tag(prefix: str) -> str | None:
+    """The Redis Cluster hash tag in ``prefix`` (the text inside its first non-empty ``{...}``), or None.
+
+    https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/ (hash tags): only that
+    part of a key picks its slot, so keys sharing the tag share a slot."""
+    match = re.search(r"\{([^{}]+)\}", prefix)
+    return match.group(1) if match else None
+
+
+#: RQ_KEY_PREFIX's hash tag (RQ reads the variable itself, at import): with one, hubhook's keys carry it
+#: too, so every key hubhook and RQ write lands in one Redis Cluster slot.
+HASH_TAG = hash_tag(RQ_KEY_PREFIX)
+PREFIX = f"{{{HASH_TAG}}}:hubhook" if HASH_TAG else "hubhook"
 
 
 def key(*parts: object, prefix: str = PREFIX) -> str:

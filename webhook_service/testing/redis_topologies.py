@@ -6,6 +6,7 @@ promotes its replica) depends on how Redis replicates and how Sentinel fails ove
 """
 from __future__ import annotations
 
+import socket
 import subprocess
 import tempfile
 import time
@@ -42,9 +43,10 @@ class Server:
         directory.mkdir(parents=True, exist_ok=True)
 
     def start(self) -> Server:
-        self.process = subprocess.Popen([redis_binary(), *self.args, "--port", str(self.port), "--bind", "127.0.0.1",
-                                         "--dir", str(self.directory)],
-                                        stdout=open(self.directory / "log", "ab"), stderr=subprocess.STDOUT)
+        with open(self.directory / "log", "ab") as log:
+            self.process = subprocess.Popen([redis_binary(), *self.args, "--port", str(self.port), "--bind",
+                                             "127.0.0.1", "--dir", str(self.directory)],
+                                            stdout=log, stderr=subprocess.STDOUT)
         _wait(lambda: Redis(port=self.port, socket_connect_timeout=0.5).ping(), 10, f"redis on port {self.port}")
         return self
 
@@ -120,6 +122,62 @@ class SentinelGroup:
             server.kill()
 
     def __enter__(self) -> SentinelGroup:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (the port + 10000) exists and is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 <= 65535:
+            try:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                pass
+
+
+class RedisClusterGroup:
+    """A Redis Cluster of three masters (no replicas) on loopback, made with ``redis-cli --cluster create``.
+
+    ``url`` is hubhook's REDIS_URL for it (``redis+cluster://`` with every node as a startup node).
+    """
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="hubhook-cluster-"))
+        self.nodes = [Server(self.directory / f"n{i}", ["--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
+                                                         "--cluster-config-file", "nodes.conf",
+                                                         "--cluster-node-timeout", "2000"], port=_cluster_port())
+                      for i in range(3)]
+
+    @property
+    def url(self) -> str:
+        """``redis+cluster://`` with every node: hubhook's REDIS_URL for this cluster."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes) + "/"
+
+    def start(self) -> RedisClusterGroup:
+        try:
+            for node in self.nodes:
+                node.start()
+            cli = str(Path(redis_binary()).with_name("redis-cli"))
+            subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                            "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=30)
+            for node in self.nodes:
+                _wait(lambda n=node: n.client().cluster("info")["cluster_state"] == "ok", 30, "the cluster to be ok")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+    def __enter__(self) -> RedisClusterGroup:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
