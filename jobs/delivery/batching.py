@@ -30,8 +30,10 @@ a sorted set. The claimed jobs' hashes stay untouched, still "queued". Then:
 - the worker dies: ``recover``, run in every worker's maintenance pass, puts back the ids of claims
   whose lease ran out, the same way; RQ recovers the leader itself.
 
-So each claimed delivery is processed at least once, like every other job. Lua scripts here touch
-claim lists named from their arguments: fine on one Redis, not on Redis Cluster.
+So each claimed delivery is processed at least once, like every other job. The Lua scripts here
+declare every key they touch in KEYS (a claim's solo keys are read from its list first, and a claim
+list never grows once claimed), and every key carries hubhook's prefix, so on a Redis Cluster they
+share one slot (``webhook_service.keys``).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import cast
 
 from redis import Redis
 from rq import Queue, get_current_job
@@ -219,8 +222,9 @@ def _give_back(redis: Redis, queue_key: str, claim_id: str) -> int:
 def recover(redis: Redis, queue: Queue) -> int:
     """Give back the claims of workers that died mid-batch (leases past due); run in maintenance.
     hubhook has one queue (webhook_service.connection), so every claim came from ``queue``."""
-    due = redis.zrangebyscore(LEASES, "-inf", time.time(), start=0, num=100)
-    returned = sum(_give_back(redis, queue.key, _text(claim)) for claim in due)  # type: ignore[union-attr]
+    # redis-py types ZRANGEBYSCORE for every mode; without WITHSCORES it returns a list of members
+    due = cast("list[bytes]", redis.zrangebyscore(LEASES, "-inf", time.time(), start=0, num=100))
+    returned = sum(_give_back(redis, queue.key, _text(claim)) for claim in due)
     if returned:
         log.warning("returned %d claimed deliveries of a worker that died mid-batch to the queue", returned)
     return returned

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -106,15 +107,19 @@ class SentinelGroup:
 
     def master_port(self) -> int:
         """The port of the master the sentinels name now."""
-        return int(self.sentinels[0].client().sentinel_get_master_addr_by_name(SERVICE)[1])
+        return int(self._master_address(self.sentinels[0])[1])
+
+    @staticmethod
+    def _master_address(sentinel: Server) -> tuple:
+        """(host, port) of the master ``sentinel`` names now."""
+        return cast("tuple", sentinel.client().sentinel_get_master_addr_by_name(SERVICE))
 
     def current_master(self) -> Server:
         return self.master if self.master_port() == self.master.port else self.replica
 
     def failed_over(self) -> bool:
         """Every sentinel names the replica as master, and it says it is one."""
-        return (all(int(s.client().sentinel_get_master_addr_by_name(SERVICE)[1]) == self.replica.port
-                    for s in self.sentinels)
+        return (all(int(self._master_address(s)[1]) == self.replica.port for s in self.sentinels)
                 and self.replica.client().info("replication")["role"] == "master")
 
     def stop(self) -> None:
