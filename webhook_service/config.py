@@ -13,9 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
-from rq.defaults import RQ_KEY_PREFIX
-
 from webhook_service.errors import ConfigError
+from webhook_service.keys import RQ_KEY_PREFIX
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_API_BASE_URL = "https://api.hubapi.com"

@@ -5,16 +5,20 @@ writes what the jobs read, and a job names its function as text. So each name is
 and both sides import it; ``webhook_service`` reaches ``jobs`` only through the dotted paths below
 (``load``), never by importing it. Every value is a wire format: Redis data and jobs queued by an
 earlier release must keep working after an upgrade, so a value never changes (``tests/test_keys.py``
-pins them). Each entry says what lives there and which module sets its TTL ("no TTL": kept until
+pins them); only a hash tag in ``RQ_KEY_PREFIX`` (Redis Cluster) puts one in front of them all. Each
+entry says what lives there and which module sets its TTL ("no TTL": kept until
 deleted). Keys hold ids, names and digests only, never a secret.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from typing import Any
 
-from rq.defaults import RQ_KEY_PREFIX
+#: RQ's key prefix, read from the environment the way ``rq.defaults`` reads it when RQ is imported (not
+#: imported here: this module is loaded before gunicorn's gevent patching, which must precede RQ's imports).
+RQ_KEY_PREFIX = os.environ.get("RQ_KEY_PREFIX", "rq")
 
 
 def hash_tag(prefix: str) -> str | None:
