@@ -47,9 +47,15 @@ demo: install
 STOCK_PATH_TESTS := tests/test_pipeline.py tests/test_processes.py tests/test_intake.py tests/test_batching.py \
 	tests/test_worker_lean.py tests/test_private_apis.py
 
+# The pipeline-level tests again on a Redis Cluster of three masters the session starts (tests/conftest.py),
+# every key in the one slot of RQ_KEY_PREFIX's hash tag (docs/scaling.md).
+CLUSTER_TESTS := tests/test_redis_cluster.py tests/test_pipeline.py tests/test_intake.py tests/test_receiver.py \
+	tests/test_processes.py
+
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	HUBHOOK_FAST_PATHS=0 $(BIN)/python -m pytest $(PYTEST_ARGS) $(STOCK_PATH_TESTS)
+	HUBHOOK_TEST_REDIS=cluster RQ_KEY_PREFIX='{hubhook}:rq' $(BIN)/python -m pytest $(PYTEST_ARGS) $(CLUSTER_TESTS)
 
 # wrk drives the receiver benches (they skip without it): installed here when root has apt-get.
 bench: install

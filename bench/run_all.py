@@ -38,6 +38,8 @@ BENCHES = [
     ("memory.py", [], 60),
     ("worker_overhead.py", [], 60),
     ("mirror.py", [], 150),
+    ("multihost.py", [], 60),
+    ("replication_wait.py", [], 60),
 ]
 BUDGET = 570  # seconds: `make bench` must finish in under 10 minutes
 

@@ -2,17 +2,16 @@
 import json
 import os
 
-from redis import Redis
-
-from webhook_service import Router
+from webhook_service import Router, keys
+from webhook_service.connection import connect
 
 router = Router()
-LEDGER = "test:quota-ledger"
+LEDGER = f"{keys.PREFIX}:test:quota-ledger"  # hubhook's prefix: its slot on a Redis Cluster
 
 
 @router.on("contact.*", properties=["email"], associations=["companies"])
 def record(event):
     email = (event.record or {}).get("properties", {}).get("email")
-    Redis.from_url(os.environ["REDIS_URL"]).rpush(LEDGER, json.dumps(
+    connect(os.environ["REDIS_URL"]).rpush(LEDGER, json.dumps(
         {"id": event.object_id, "portal": event.portal_id, "email": email,
          "companies": list(event.associations["companies"])}))

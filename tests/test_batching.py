@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from rq.defaults import RQ_KEY_PREFIX
 from rq.job import _current_job
 
 from jobs.delivery import batching
-from webhook_service import Router
+from webhook_service import Router, keys
 from webhook_service.connection import queue as build_queue
 from webhook_service.operator import dead_letters
 from webhook_service.receiver.intake import enqueue_delivery
@@ -18,6 +19,8 @@ from webhook_service.testing import make_event
 
 from .conftest import drain
 from .quota_support import HUBHOOK, deliver, ledger, spawn_workers, stop, wait_until
+
+JOBS = f"{RQ_KEY_PREFIX}:job:*"
 
 needs_hubhook = pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
 
@@ -45,7 +48,7 @@ def test_a_backlog_of_one_event_deliveries_costs_a_few_batch_calls(config, redis
     assert all(e.associations["companies"] == [str(5000 + int(e.object_id))] for e in seen)
     assert sorted(len(c.body["inputs"]) for c in hubspot.calls if "/batch/read" in c.path) == [50, 100, 100, 250]
     assert hubspot.count() == 4
-    assert batching.claimed_count(redis) == 0 and redis.keys("rq:job:*") == []
+    assert batching.claimed_count(redis) == 0 and redis.keys(JOBS) == []
 
 
 def test_without_association_reads_a_batch_stops_at_one_record_read(config, redis, hubspot):
@@ -94,7 +97,7 @@ def test_an_unexpected_failure_gives_the_claimed_deliveries_back(config, redis, 
     drain(config, contacts_router(seen))
     # Then the batch was given back and each delivery ran alone once; nothing is parked
     assert sorted(int(e.object_id) for e in seen) == list(range(1, 21))
-    assert len(redis.keys("hubhook:coalesce:solo:*")) == 20
+    assert len(redis.keys(f"{keys.PREFIX}:coalesce:solo:*")) == 20
     assert dead_letters.dead_letters(config) == [] and batching.claimed_count(redis) == 0
 
 
@@ -165,7 +168,7 @@ def test_queued_full_deliveries_share_association_reads_of_up_to_1000_ids(config
     assert all(e.record["properties"]["dealname"] == f"d{e.object_id}" for e in seen)
     assert all(e.associations == {"contacts": [str(100_000 + int(e.object_id))],
                                   "companies": [str(200_000 + int(e.object_id))]} for e in seen)
-    assert batching.claimed_count(redis) == 0 and redis.keys("rq:job:*") == [] and backlog.read(redis) == 0
+    assert batching.claimed_count(redis) == 0 and redis.keys(JOBS) == [] and backlog.read(redis) == 0
 
 
 def test_a_batch_that_runs_long_hands_what_it_did_not_dispatch_to_a_new_job(config, redis, hubspot):
@@ -194,7 +197,7 @@ def test_a_batch_that_runs_long_hands_what_it_did_not_dispatch_to_a_new_job(conf
     reads = sum(len(c.body["inputs"]) for c in hubspot.calls if "/objects/" in c.path)
     assert reads > 40
     # and nothing is left claimed, queued or counted as pending
-    assert batching.claimed_count(redis) == 0 and redis.keys("rq:job:*") == [] and backlog.read(redis) == 0
+    assert batching.claimed_count(redis) == 0 and redis.keys(JOBS) == [] and backlog.read(redis) == 0
 
 
 @needs_hubhook
@@ -210,7 +213,7 @@ def test_worker_processes_read_associations_across_queued_deliveries(config, env
     # When two `hubhook worker` processes drain the queue
     workers = spawn_workers(2, {**env, "HUBHOOK_HANDLERS": "tests.quota_handlers:router"}, tmp_path)
     try:
-        wait_until(lambda: len(ledger(redis)) >= 1200 and redis.keys("rq:job:*") == [], 60,
+        wait_until(lambda: len(ledger(redis)) >= 1200 and redis.keys(JOBS) == [], 60,
                    "all 1,200 events to be handled")
     finally:
         stop(workers)

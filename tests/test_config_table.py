@@ -28,6 +28,9 @@ ENVIRONMENT_PLUMBING = {
     "webhook_service/receiver/metrics.py": "asks prometheus_client's own mode, which it reads from there",
     "webhook_service/receiver/gunicorn_conf.py": "the flag hubhook web sets for the gunicorn it execs",
     "webhook_service/cli/dev.py": "passes the environment on to the processes hubhook run starts",
+    "webhook_service/keys.py": "reads RQ_KEY_PREFIX as RQ itself does when imported, for hubhook's keys to share "
+                               "its hash tag",
+    "webhook_service/testing/netns.py": "passes the environment on to the processes a test starts in its namespaces",
 }
 UNITS = {"s": 1, "min": 60, "h": 3600, "day": 86400, "days": 86400}
 

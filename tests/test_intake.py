@@ -1,8 +1,10 @@
 """Intake's one-script round trip: stable digests kept >= 48 h, jobs as RQ writes them, no redelivery."""
 import time
 
+from rq.defaults import RQ_KEY_PREFIX
 from rq.job import Job
 
+from webhook_service import keys
 from webhook_service.connection import queue as build_queue
 from webhook_service.receiver.intake import (
     _digest,
@@ -62,14 +64,14 @@ def test_a_seen_change_is_kept_at_least_the_dedupe_ttl(config, redis):
     event = make_event("contact.creation", 1)
     enqueue_delivery(redis, queue, [event])
     assert was_seen(redis, event) and not was_seen(redis, make_event("contact.creation", 2))
-    [key] = redis.keys("hubhook:seen:*")
+    [key] = redis.keys(f"{keys.PREFIX}:seen:*")
     # Its set is looked up for the two buckets after its own, so it expires no sooner than 48 h from now
     assert 48 * 3600 - 1 <= redis.ttl(key) <= 72 * 3600
     # and a shorter TTL (the poller's) gets its own sets, expiring with it
     polled = make_event("contact.creation", 3)
     enqueue_delivery(redis, queue, [polled], dedupe_ttl=3600)
     assert was_seen(redis, polled, dedupe_ttl=3600) and not was_seen(redis, polled)
-    assert 3600 - 1 <= redis.ttl(next(k for k in redis.keys("hubhook:seen:3600:*"))) <= 5400
+    assert 3600 - 1 <= redis.ttl(next(k for k in redis.keys(f"{keys.PREFIX}:seen:3600:*"))) <= 5400
 
 
 def test_the_job_is_what_rq_itself_would_save(config, redis):
@@ -78,14 +80,14 @@ def test_the_job_is_what_rq_itself_would_save(config, redis):
     result = enqueue_delivery(redis, queue, events)
     # RQ's own enqueue of the same job, for comparison
     reference = queue.enqueue_job(delivery_job(queue, events, job_id="delivery-reference"))
-    ours, theirs = redis.hgetall(f"rq:job:{result.job_id}"), redis.hgetall(reference.key)
+    ours, theirs = redis.hgetall(f"{RQ_KEY_PREFIX}:job:{result.job_id}"), redis.hgetall(reference.key)
     volatile = {b"created_at", b"enqueued_at", b"data"}
     assert {k: v for k, v in ours.items() if k not in volatile} == \
         {k: v for k, v in theirs.items() if k not in volatile}
     job = Job.fetch(result.job_id, connection=redis, serializer=queue.serializer)
     assert job.args == [events] and job.get_status() == "queued"
     assert queue.job_ids == [result.job_id, "delivery-reference"]
-    assert redis.sismember("rq:queues", queue.key)
+    assert redis.sismember(f"{RQ_KEY_PREFIX}:queues", queue.key)
     assert all(was_seen(redis, e) for e in events)
     assert backlog.read(redis) == 2
 
@@ -136,7 +138,7 @@ def test_a_digest_is_seen_for_its_whole_ttl_and_then_forgotten(config, redis):
         assert enqueue_delivery(redis, queue, [event], dedupe_ttl=2).job_id is None
         time.sleep(0.2)
     time.sleep(1.2)
-    assert not was_seen(redis, event, dedupe_ttl=2) and not redis.keys("hubhook:seen:2:*")
+    assert not was_seen(redis, event, dedupe_ttl=2) and not redis.keys(f"{keys.PREFIX}:seen:2:*")
 
 
 def test_only_events_older_than_the_window_are_stale():

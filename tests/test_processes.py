@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from rq.defaults import RQ_KEY_PREFIX
 
 from webhook_service.testing import make_event, post_delivery
 
 from .conftest import SECRET, free_port
+from .ledger_handlers import TEST
 
 HUBHOOK = str(Path(sys.executable).with_name("hubhook"))
 
@@ -55,7 +57,7 @@ def web(stack_env):
 
 
 def ledger(redis):
-    return [json.loads(x) for x in redis.lrange("test:ledger", 0, -1)]
+    return [json.loads(x) for x in redis.lrange(TEST + "ledger", 0, -1)]
 
 
 @pytest.mark.skipif(not Path(HUBHOOK).exists(), reason="hubhook is not installed in this environment")
@@ -83,7 +85,7 @@ def test_a_worker_killed_mid_job_loses_nothing(stack_env, web, redis, hubspot):
     hubspot.add("contacts", 5, {"email": "slow@example.com"})
     first = spawn("worker", "--name", "first", env=stack_env)
     assert post_delivery(web, [make_event("contact.creation", 5)], SECRET).status_code == 200
-    wait_until(lambda: redis.llen("test:started"), 30, "the slow handler to start")
+    wait_until(lambda: redis.llen(TEST + "started"), 30, "the slow handler to start")
     # When the worker is killed with SIGKILL and another worker is running
     first.kill()
     first.wait()
@@ -124,7 +126,7 @@ def test_send_test_event_signs_like_hubspot_and_is_accepted(stack_env, web, redi
     # Then the receiver verified and enqueued it
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("200 ") and '"enqueued":1' in result.stdout
-    assert redis.llen("rq:queue:hubhook") == 1
+    assert redis.llen(f"{RQ_KEY_PREFIX}:queue:hubhook") == 1
 
 
 def test_send_test_event_without_a_receiver_says_what_to_do(env):

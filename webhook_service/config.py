@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from webhook_service.errors import ConfigError
+from webhook_service.keys import RQ_KEY_PREFIX
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_API_BASE_URL = "https://api.hubapi.com"
@@ -96,6 +97,11 @@ class Config:
     mirror_properties: tuple[str, ...] = ()         # empty: every property the properties API lists
     mirror_associations: tuple[str, ...] = ()       # "from:to" pairs; empty: every pair of mirrored types
     mirror_hard_delete: bool = False                # deletion removes the row instead of archiving it
+    #: Replicas each accepted delivery must reach (Redis's WAIT) before the receiver answers 2xx; 0: off.
+    redis_min_replicas: int = 0
+    #: RQ's key prefix; RQ reads RQ_KEY_PREFIX itself when imported. A hash tag in it (``{hubhook}:rq``)
+    #: puts every hubhook and RQ key in one Redis Cluster slot (``webhook_service.keys``).
+    rq_key_prefix: str = RQ_KEY_PREFIX
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dev_state: bool | None = None,
@@ -133,9 +139,19 @@ class Config:
 
     def validated(self) -> Config:
         """Return self after checking the values that would otherwise fail much later."""
-        if urlparse(self.redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// "
-                              f"(got {self.redis_url.split('://')[0]!r}); e.g. redis://localhost:6379/0")
+        scheme = urlparse(self.redis_url).scheme
+        if scheme not in ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster"):
+            raise ConfigError(f"REDIS_URL must start with redis://, rediss://, unix://, redis+sentinel:// or "
+                              f"redis+cluster:// (got {self.redis_url.split('://')[0]!r}); e.g. redis://localhost:6379/0")
+        if scheme == "redis+cluster":
+            self._check_cluster()
+        if scheme.endswith("+sentinel"):
+            from webhook_service.connection import SentinelAddress
+            try:
+                SentinelAddress.parse(self.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"REDIS_URL: {exc}; e.g. redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0"
+                                  ) from None
         if urlparse(self.api_base_url).scheme not in ("http", "https"):
             raise ConfigError("HUBSPOT_API_BASE_URL must be an http(s) URL, e.g. https://api.hubapi.com")
         if self.api_version != "v3" and not _is_dated_version(self.api_version):
@@ -189,6 +205,21 @@ class Config:
         password in HUBHOOK_MIRROR_URL (the URL itself is never logged either)."""
         password = urlparse(self.mirror_url).password if self.mirror_url else None
         return [*self.client_secrets, self.access_token, password]
+
+    def _check_cluster(self) -> None:
+        """A cluster URL needs well-formed nodes and a hash tag in RQ_KEY_PREFIX, set before RQ was imported."""
+        from webhook_service.connection import cluster_nodes
+        from webhook_service.keys import hash_tag
+        try:
+            cluster_nodes(self.redis_url)
+        except ValueError as exc:
+            raise ConfigError(f"REDIS_URL: {exc}; e.g. redis+cluster://10.0.0.1:6379,10.0.0.2:6379") from None
+        if not hash_tag(self.rq_key_prefix):
+            raise ConfigError("REDIS_URL is a Redis Cluster: set RQ_KEY_PREFIX to a prefix with a hash tag, e.g. "
+                              "RQ_KEY_PREFIX='{hubhook}:rq', so every key hubhook and RQ write lands in one slot")
+        if self.rq_key_prefix != RQ_KEY_PREFIX:
+            raise ConfigError(f"RQ_KEY_PREFIX is {self.rq_key_prefix!r} in this Config but RQ was imported with "
+                              f"{RQ_KEY_PREFIX!r}: export RQ_KEY_PREFIX before the process starts")
 
     def require_secret(self) -> Config:
         """The receiver cannot verify anything without a client secret: say so at start."""
@@ -364,4 +395,6 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("HUBHOOK_MIRROR_PROPERTIES", "mirror_properties", _list),
     Variable("HUBHOOK_MIRROR_ASSOCIATIONS", "mirror_associations", _list),
     Variable("HUBHOOK_MIRROR_HARD_DELETE", "mirror_hard_delete", _switch),
+    Variable("HUBHOOK_REDIS_MIN_REPLICAS", "redis_min_replicas", _whole),
+    Variable("RQ_KEY_PREFIX", "rq_key_prefix", _text),
 )

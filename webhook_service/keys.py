@@ -5,15 +5,35 @@ writes what the jobs read, and a job names its function as text. So each name is
 and both sides import it; ``webhook_service`` reaches ``jobs`` only through the dotted paths below
 (``load``), never by importing it. Every value is a wire format: Redis data and jobs queued by an
 earlier release must keep working after an upgrade, so a value never changes (``tests/test_keys.py``
-pins them). Each entry says what lives there and which module sets its TTL ("no TTL": kept until
+pins them); only a hash tag in ``RQ_KEY_PREFIX`` (Redis Cluster) puts one in front of them all. Each
+entry says what lives there and which module sets its TTL ("no TTL": kept until
 deleted). Keys hold ids, names and digests only, never a secret.
 """
 from __future__ import annotations
 
 import importlib
+import os
+import re
 from typing import Any
 
-PREFIX = "hubhook"
+#: RQ's key prefix, read from the environment the way ``rq.defaults`` reads it when RQ is imported (not
+#: imported here: this module is loaded before gunicorn's gevent patching, which must precede RQ's imports).
+RQ_KEY_PREFIX = os.environ.get("RQ_KEY_PREFIX", "rq")
+
+
+def hash_tag(prefix: str) -> str | None:
+    """The Redis Cluster hash tag in ``prefix`` (the text inside its first non-empty ``{...}``), or None.
+
+    https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/ (hash tags): only that
+    part of a key picks its slot, so keys sharing the tag share a slot."""
+    match = re.search(r"\{([^{}]+)\}", prefix)
+    return match.group(1) if match else None
+
+
+#: RQ_KEY_PREFIX's hash tag (RQ reads the variable itself, at import): with one, hubhook's keys carry it
+#: too, so every key hubhook and RQ write lands in one Redis Cluster slot.
+HASH_TAG = hash_tag(RQ_KEY_PREFIX)
+PREFIX = f"{{{HASH_TAG}}}:hubhook" if HASH_TAG else "hubhook"
 
 
 def key(*parts: object, prefix: str = PREFIX) -> str:

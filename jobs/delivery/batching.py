@@ -30,8 +30,10 @@ a sorted set. The claimed jobs' hashes stay untouched, still "queued". Then:
 - the worker dies: ``recover``, run in every worker's maintenance pass, puts back the ids of claims
   whose lease ran out, the same way; RQ recovers the leader itself.
 
-So each claimed delivery is processed at least once, like every other job. Lua scripts here touch
-claim lists named from their arguments: fine on one Redis, not on Redis Cluster.
+So each claimed delivery is processed at least once, like every other job. The Lua scripts here
+declare every key they touch in KEYS (a claim's solo keys are read from its list first, and a claim
+list never grows once claimed), and every key carries hubhook's prefix, so on a Redis Cluster they
+share one slot (``webhook_service.keys``).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import cast
 
 from redis import Redis
 from rq import Queue, get_current_job
@@ -69,28 +72,18 @@ if #claimed > 0 then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1]) end
 return claimed
 """
 #: Put a claim's job ids back at the head of the queue in their order, mark them solo, forget the claim.
+#: KEYS: the leases, the queue, the claim's list, then (declared for Redis Cluster, not read by index)
+#: the solo key of each id the caller read from that list; a claim's list never grows once claimed.
 _RETURN = """
-local function give_back(claim, list)
-  local ids = redis.call('LRANGE', list, 0, -1)
-  for i = #ids, 1, -1 do
-    redis.call('LPUSH', KEYS[2], ids[i])
-    redis.call('SET', ARGV[2] .. ids[i], '1', 'EX', ARGV[3])
-  end
-  redis.call('DEL', list)
-  redis.call('ZREM', KEYS[1], claim)
-  return #ids
+local ids = redis.call('LRANGE', KEYS[3], 0, -1)
+for i = #ids, 1, -1 do
+  redis.call('LPUSH', KEYS[2], ids[i])
+  redis.call('SET', ARGV[1] .. ids[i], '1', 'EX', ARGV[2])
 end
-local n = 0
-if ARGV[4] == 'expired' then
-  for _, claim in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[5], 'LIMIT', 0, 100)) do
-    n = n + give_back(claim, ARGV[1] .. claim)
-  end
-else
-  n = give_back(ARGV[4], ARGV[1] .. ARGV[4])
-end
-return n
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[3])
+return #ids
 """
-
 
 @dataclass
 class Origin:
@@ -216,15 +209,22 @@ def release(redis: Redis, batch: Batch) -> int:
         redis.set(_solo(leader), "1", ex=SOLO_TTL)
     if batch.claim_id is None:
         return 0
-    return int(redis.eval(_RETURN, 2, LEASES, batch.queue_key, _claim_list(""), _solo(""), SOLO_TTL,
-                          batch.claim_id))
+    return _give_back(redis, batch.queue_key, batch.claim_id)
+
+
+def _give_back(redis: Redis, queue_key: str, claim_id: str) -> int:
+    """Return one claim's deliveries to the head of the queue (``_RETURN``), declaring every key it touches."""
+    ids = [_text(i) for i in redis.lrange(_claim_list(claim_id), 0, -1)]  # type: ignore[union-attr]
+    keys_ = [LEASES, queue_key, _claim_list(claim_id), *(_solo(i) for i in ids)]
+    return int(redis.eval(_RETURN, len(keys_), *keys_, _solo(""), SOLO_TTL, claim_id))  # type: ignore[arg-type]
 
 
 def recover(redis: Redis, queue: Queue) -> int:
     """Give back the claims of workers that died mid-batch (leases past due); run in maintenance.
     hubhook has one queue (webhook_service.connection), so every claim came from ``queue``."""
-    returned = int(redis.eval(_RETURN, 2, LEASES, queue.key, _claim_list(""), _solo(""), SOLO_TTL, "expired",
-                              time.time()))
+    # redis-py types ZRANGEBYSCORE for every mode; without WITHSCORES it returns a list of members
+    due = cast("list[bytes]", redis.zrangebyscore(LEASES, "-inf", time.time(), start=0, num=100))
+    returned = sum(_give_back(redis, queue.key, _text(claim)) for claim in due)
     if returned:
         log.warning("returned %d claimed deliveries of a worker that died mid-batch to the queue", returned)
     return returned

@@ -24,12 +24,12 @@ def _logging(config: Config) -> None:
 def require_redis(config: Config) -> None:
     """One PING with a short timeout before a process starts, so an unreachable Redis is one line saying
     what to do (URL without its password), not a traceback from deep in RQ or a poller retrying forever."""
-    from redis import Redis
     from redis.exceptions import RedisError
 
     from webhook_service.cli.operator import safe_url
+    from webhook_service.connection import connect
 
-    client = Redis.from_url(config.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    client = connect(config.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     try:
         client.ping()
     except RedisError as exc:

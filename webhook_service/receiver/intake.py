@@ -75,12 +75,13 @@ _blake2b = hashlib.blake2b
 _DIGEST_SIZE = 12  # bytes, raw: the width _INTAKE cuts the concatenated digests at
 #: How many buckets (each half the TTL) a digest is looked up in: the current one and the two before.
 _BUCKETS = 3
-#: KEYS: the pending counter. ARGV: the seen-sets' prefix, the delivery's digests (12 raw bytes each,
+#: KEYS: the pending counter, then (declared, not read by index) the seen-sets and RQ keys it may touch
+#: (``_seen_candidates``, ``_command_keys``). ARGV: the seen-sets' prefix, the delivery's digests (12 raw bytes each,
 #: concatenated: one argument instead of a hundred), the dedupe TTL, the pending limit (0: none), how
 #: many events the job holds (0: one per digest; fewer when each event also has its change identity), how
 #: many commands follow (or 'check': check only and return {3, pending}; or 'mark': write the digests
-#: and count without checking), then each command as its length and its words. The seen-sets and
-#: RQ's keys are not in KEYS, so this needs one Redis (as MULTI across them would). Redis's TIME picks the
+#: and count without checking), then each command as its length and its words. Every key must be in
+#: one slot on a Redis Cluster (``webhook_service.keys``: RQ_KEY_PREFIX's hash tag). Redis's TIME picks the
 #: bucket, so web hosts with skewed clocks still agree. Returns {0, pending, "0110..."} when some
 #: digests were seen (a 1 each, in order; nothing written), {1, pending} when throttled (nothing
 #: written), {2, pending} once the job, digests and count are written.
@@ -212,6 +213,38 @@ def _seen_prefix(key_prefix: str, dedupe_ttl: int) -> str:
     return keys.seen_prefix(dedupe_ttl, key_prefix)
 
 
+#: Commands RQ's enqueue records whose one key is their first argument (``_command_keys``).
+_SINGLE_KEY_COMMANDS = frozenset({"HSET", "HMSET", "EXPIRE", "PEXPIRE", "PERSIST", "SADD", "SREM", "RPUSH", "LPUSH",
+                                  "ZADD", "ZREM", "SET", "HDEL"})
+
+
+def _seen_candidates(seen_prefix: str, dedupe_ttl: int) -> list[str]:
+    """The seen-sets the script may touch, declared in its KEYS (Redis Cluster wants every key a script
+    touches declared): the buckets around this host's clock, one either side of the three looked up, as
+    the script picks them by Redis's clock. Declaring is routing metadata only; the script builds the
+    names itself, so a host whose clock is off by more than a bucket (a day) still works on one Redis
+    and on a cluster (every name shares the prefix's hash tag, so the slot)."""
+    width = -(-dedupe_ttl // 2)
+    bucket = int(time.time()) // width
+    return [f"{seen_prefix}{b}" for b in range(bucket - _BUCKETS, bucket + 2)]
+
+
+def _command_keys(flat: list) -> list:
+    """The keys of the recorded RQ commands (``rq_enqueue.enqueue_commands``' flat form), to declare them."""
+    found: dict = {}
+    if not flat or not isinstance(flat[0], int):
+        return []
+    at = 1
+    for _ in range(flat[0]):
+        length = flat[at]
+        words = flat[at + 1:at + 1 + length]
+        name = words[0].decode() if isinstance(words[0], bytes) else str(words[0])
+        if name.upper() in _SINGLE_KEY_COMMANDS and len(words) > 1:
+            found.setdefault(words[1], None)
+        at += length + 1
+    return list(found)
+
+
 def was_seen(connection: Redis, event: dict, *, key_prefix: str = keys.PREFIX,
              dedupe_ttl: int = Config.dedupe_ttl) -> bool:
     """Would a delivery of ``event`` now be dropped as a redelivery? (Tests, operators; not the hot path.)"""
@@ -283,10 +316,11 @@ def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, sou
         members = b"".join(digests) + (b"".join(alias[d] for d in digests) if identities else b"")
         counted = len(digests) if identities else 0
         args = [seen_prefix, members, dedupe_ttl, max_pending, counted, *commands]
-        outcome, pending, *seen = _SCRIPT(keys=[pending_key], args=args, client=connection)
+        declared = [pending_key, *_seen_candidates(seen_prefix, dedupe_ttl), *_command_keys(commands)]
+        outcome, pending, *seen = _SCRIPT(keys=declared, args=args, client=connection)
         if outcome == _CHECKED:  # the stock path: RQ writes the job, then the digests and count follow it
             queue.enqueue_job(job)
-            _SCRIPT(keys=[pending_key], args=[seen_prefix, members, dedupe_ttl, 0, counted, "mark"],
+            _SCRIPT(keys=declared, args=[seen_prefix, members, dedupe_ttl, 0, counted, "mark"],
                     client=connection)
             outcome = _WRITTEN
         if outcome == _WRITTEN:

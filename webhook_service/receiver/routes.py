@@ -12,6 +12,7 @@ from typing import cast
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from redis import Redis
 from redis.exceptions import RedisError
 
 from webhook_service.errors import PayloadError, SignatureError
@@ -108,13 +109,25 @@ def receive() -> tuple[Response, int]:
     if unroutable:
         drop_unroutable(unroutable)
     fresh, stale = drop_stale(events, config.dedupe_ttl)  # replays: older than any digest still kept
+    redis = pooled = current_app.extensions["hubhook.redis"]
     try:
-        result = enqueue_delivery(current_app.extensions["hubhook.redis"], current_app.extensions["hubhook.queue"],
+        if config.redis_min_replicas:  # one connection for the writes and the WAIT that follows them
+            redis = Redis(connection_pool=pooled.connection_pool, single_connection_client=True)
+        result = enqueue_delivery(redis, current_app.extensions["hubhook.queue"],
                                   fresh, dedupe_ttl=config.dedupe_ttl, job_timeout=config.job_timeout,
                                   max_pending=config.max_queue_depth, identities=config.journal_mode is not None)
+        replicas = replicated(redis, config.redis_min_replicas) if not result.throttled else None
     except RedisError as exc:
         return refuse(503, "unavailable", "queue unavailable; retry later", started, events,
                       cause=type(exc).__name__)
+    finally:
+        if redis is not pooled:
+            redis.close()
+    if replicas is not None and replicas < config.redis_min_replicas:
+        response, status = refuse(503, "replication", f"the delivery reached {replicas} of "
+                                  f"{config.redis_min_replicas} Redis replicas in time; retry later", started, events)
+        response.headers["Retry-After"] = str(REPLICATION_RETRY_AFTER)
+        return response, status
     if result.throttled:
         response, status = refuse(429, "backpressure", f"{result.pending} events are waiting (limit "
                                   f"{config.max_queue_depth}); retry later", started, events)
@@ -130,6 +143,29 @@ def receive() -> tuple[Response, int]:
         job=result.job_id, signature=version, ms=round(seconds * 1000, 2), **describe_events(events)))
     return jsonify({"received": received, "enqueued": result.enqueued,
                     "duplicates": result.duplicates, "stale": stale, "job": result.job_id}), 200
+
+
+#: Milliseconds the receiver waits for HUBHOOK_REDIS_MIN_REPLICAS replicas to confirm a delivery's writes:
+#: well inside HubSpot's 5 s timeout for a webhook answer (https://developers.hubspot.com/docs/api/webhooks).
+REPLICATION_WAIT_MS = 1000
+#: Seconds in the Retry-After of a 503 for a write that did not reach its replicas in time.
+REPLICATION_RETRY_AFTER = 10
+
+
+def replicated(redis: Redis, min_replicas: int) -> int | None:
+    """How many replicas confirmed this connection's writes (Redis's WAIT), or None when not asked to wait.
+
+    Why: Redis replicates asynchronously, so a 2xx answered right after the write can be lost when the
+    master dies before a replica has the write and Sentinel promotes that replica. Waiting for
+    ``min_replicas`` confirmations before the 2xx means an acknowledged delivery survives the failover;
+    when fewer confirm in ``REPLICATION_WAIT_MS`` the caller answers 503, so HubSpot sends it again. The
+    write stays on the master: the retry then finds it seen (and waits again) or, after a failover that
+    lost it, enqueues it afresh. WAIT counts the writes of the connection it runs on, so the receiver
+    runs the intake and the WAIT on one connection.
+    """
+    if not min_replicas:
+        return None
+    return int(redis.wait(min_replicas, REPLICATION_WAIT_MS))
 
 
 def drop_unroutable(events: list[dict]) -> None:
