@@ -409,9 +409,10 @@ def test_the_pages_follow_the_conventions() -> None:
     assert ERRORS == [], "\n".join(ERRORS)
     # And the README's first example is a Python handlers module, run as myapp/hooks.py
     assert FIRST_EXAMPLE.lang == "python" and "Router()" in FIRST_EXAMPLE.code
-    # And skipped blocks stay the exception
+    # And skipped blocks stay the exception: each is an install or a deployment on infrastructure the
+    # suite cannot be (systemd units, a Redis Cluster or Sentinel at your addresses), named with its reason
     skipped = [b for b in RUN if b.not_run]
-    assert len(skipped) <= 5, f"{len(skipped)} examples are not run: {[b.id for b in skipped]}"
+    assert len(skipped) <= 7, f"{len(skipped)} examples are not run: {[b.id for b in skipped]}"
 
 
 def test_the_conventions_catch_what_they_are_for() -> None:
