@@ -75,9 +75,11 @@ def drain(config: Config, router, *, rounds: int = 20) -> None:
     from rq.registry import ScheduledJobRegistry
 
     from jobs.worker.worker import build_worker
+    from webhook_service import lanes
 
     for _ in range(rounds):
         worker = build_worker(config, router)
+        lanes.refill(worker.connection, worker.queues[0])  # jobs waiting in the portals' lanes, in turn
         scheduled = ScheduledJobRegistry(queue=worker.queues[0])
         if not worker.queues[0].count and not scheduled.count:
             return

@@ -69,6 +69,8 @@ class Config:
     oauth_authorize_url: str = DEFAULT_OAUTH_AUTHORIZE_URL
     poll_share: float = 0.5
     coalesce_max_events: int = 1000
+    #: Seconds a job runs while another portal's work waits before it yields (0: no per-portal lanes).
+    fair_slice: float = 0.5
     max_queue_depth: int = 100_000
     backpressure_retry_after: int = 60
     ignore_sources: tuple[str, ...] = ()
@@ -112,6 +114,9 @@ class Config:
         if not 0 < self.poll_share <= 1:
             raise ConfigError(f"HUBHOOK_POLL_SHARE must be a fraction above 0 and at most 1 (e.g. 0.5), "
                               f"got {self.poll_share}")
+        if self.fair_slice < 0:
+            raise ConfigError(f"HUBHOOK_FAIR_SLICE must be seconds >= 0 (e.g. 0.5; 0 turns per-portal lanes off), "
+                              f"got {self.fair_slice}")
         if self.client_id and not self.client_secrets:
             raise ConfigError("HUBSPOT_CLIENT_ID is set but HUBSPOT_CLIENT_SECRET is not: the OAuth app needs "
                               "both (copy them from the app's Auth tab)")
@@ -283,6 +288,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("HUBSPOT_SEARCH_LIMIT", "search_limit", _whole),
     Variable("HUBHOOK_POLL_SHARE", "poll_share", _seconds),
     Variable("HUBHOOK_COALESCE_MAX_EVENTS", "coalesce_max_events", _whole),
+    Variable("HUBHOOK_FAIR_SLICE", "fair_slice", _seconds),
     Variable("PORT", "port", _whole),
     Variable("HUBHOOK_BIND_HOST", "bind_host", _text),
     Variable("WEB_CONCURRENCY", "web_concurrency", _whole),

@@ -41,7 +41,7 @@ from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.job import Job
 
-from webhook_service import keys, private_apis
+from webhook_service import keys, lanes, private_apis
 from webhook_service.config import Config
 from webhook_service.keys import PROCESS_DELIVERY
 from webhook_service.private_apis import json_identity, rq_enqueue
@@ -210,13 +210,30 @@ def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook",
 def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, source: str = "webhook",
                      dedupe_ttl: int = Config.dedupe_ttl, key_prefix: str = keys.PREFIX,
                      job_timeout: int = Config.job_timeout,
-                     max_pending: int = 0) -> Intake:
-    """Enqueue the events not seen before as one job; return what was kept. Raises RedisError.
+                     max_pending: int = 0, fair: bool = Config.fair_slice > 0) -> Intake:
+    """Enqueue the events not seen before as one job per portal; return what was kept. Raises RedisError.
 
     The count of pending events (``webhook_service.telemetry.backlog``) is read with the seen-sets and raised with the
     enqueue, in the same script; at ``max_pending`` or more (0: no limit) nothing is enqueued or
-    marked seen and the Intake says ``throttled``.
+    marked seen and the Intake says ``throttled``. With ``fair`` (HUBHOOK_FAIR_SLICE above 0) each job
+    then waits in its portal's lane unless it may run next (``webhook_service.lanes.route``).
     """
+    by_portal: dict[str | None, list[dict]] = {}
+    for event in events:
+        by_portal.setdefault(lanes.portal_of([event]), []).append(event)
+    outcomes = [_enqueue_one(connection, queue, part, source=source, dedupe_ttl=dedupe_ttl, key_prefix=key_prefix,
+                             job_timeout=job_timeout, max_pending=max_pending, fair=fair)
+                for part in by_portal.values()]
+    if len(outcomes) == 1:
+        return outcomes[0]
+    return Intake(received=len(events), enqueued=sum(o.enqueued for o in outcomes),
+                  job_id=next((o.job_id for o in outcomes if o.job_id), None),
+                  throttled=any(o.throttled for o in outcomes), pending=max((o.pending for o in outcomes), default=0))
+
+
+def _enqueue_one(connection: Redis, queue: Queue, events: list[dict], *, source: str, dedupe_ttl: int,
+                 key_prefix: str, job_timeout: int, max_pending: int, fair: bool) -> Intake:
+    """``enqueue_delivery`` for the events of one portal."""
     pending_key = keys.pending_events(key_prefix)
     seen_prefix = _seen_prefix(key_prefix, dedupe_ttl)
     unique: dict[bytes, dict] = {}
@@ -237,6 +254,8 @@ def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, sou
                     client=connection)
             outcome = _WRITTEN
         if outcome == _WRITTEN:
+            if fair:
+                lanes.route(connection, queue, lanes.portal_of(batch), [job_id], len(batch))
             return Intake(received=len(events), enqueued=len(batch), job_id=job_id, pending=pending)
         if outcome == _THROTTLED:
             return Intake(received=len(events), enqueued=0, job_id=None, throttled=True, pending=pending)

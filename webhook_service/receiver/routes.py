@@ -111,7 +111,7 @@ def receive() -> tuple[Response, int]:
     try:
         result = enqueue_delivery(current_app.extensions["hubhook.redis"], current_app.extensions["hubhook.queue"],
                                   fresh, dedupe_ttl=config.dedupe_ttl, job_timeout=config.job_timeout,
-                                  max_pending=config.max_queue_depth)
+                                  max_pending=config.max_queue_depth, fair=config.fair_slice > 0)
     except RedisError as exc:
         return refuse(503, "unavailable", "queue unavailable; retry later", started, events,
                       cause=type(exc).__name__)
