@@ -70,6 +70,16 @@ def env(config: Config) -> dict[str, str]:
             "PYTHONPATH": str(ROOT), "HUBHOOK_HANDLER_RETRIES": "0,0"}
 
 
+def queued_jobs(redis: Redis, queue) -> list:
+    """The jobs waiting to run, RQ's queue first, then the portals' lanes (``webhook_service.lanes``)."""
+    from rq.job import Job
+
+    from webhook_service import lanes
+
+    return [job for job in Job.fetch_many(lanes.waiting_ids(redis, queue), connection=redis,
+                                          serializer=queue.serializer) if job is not None]
+
+
 def drain(config: Config, router, *, rounds: int = 20) -> None:
     """Run a real RQ worker (in this process) until the queue and its scheduled retries are empty."""
     from rq.registry import ScheduledJobRegistry

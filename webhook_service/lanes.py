@@ -140,6 +140,17 @@ def push_front(pipe, queue: Queue, job: Job, portal: str | None, *, lanes_on: bo
     pipe.eval(_JOIN, 1, keys.LANES, portal)
 
 
+def waiting_ids(redis: Redis, queue: Queue) -> list[str]:
+    """Every delivery job id waiting to run: RQ's queue first, then each portal's lane in ring order."""
+    ring = [p.decode() if isinstance(p, bytes) else p for p in redis.lrange(keys.LANES, 0, -1)]
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.lrange(queue.key, 0, -1)
+        for portal in ring:
+            pipe.lrange(keys.lane(portal), 0, -1)
+        lists = pipe.execute()
+    return [i.decode() if isinstance(i, bytes) else i for ids in lists for i in ids]
+
+
 def is_paused(redis: Redis, portal: str | None) -> bool:
     return portal is not None and bool(redis.sismember(keys.LANES_PAUSED, portal))
 
