@@ -11,14 +11,14 @@ import click
 
 from webhook_service.cli.dev import run, send_test_event
 from webhook_service.cli.oauth import oauth
-from webhook_service.cli.operator import inspect, replay, status
+from webhook_service.cli.operator import inspect, portal, replay, status
 from webhook_service.cli.processes import poll, web, worker
 from webhook_service.cli.trigger import trigger
 from webhook_service.errors import HubhookError
 
 cli = click.Group(
     "cli", help="hubhook: HubSpot CRM changes become calls of your own Python functions.",
-    commands=[web, worker, poll, status, inspect, replay, run, send_test_event, trigger, oauth],
+    commands=[web, worker, poll, status, inspect, replay, portal, run, send_test_event, trigger, oauth],
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
