@@ -36,6 +36,7 @@ BENCHES = [
     ("latency.py", ["--seconds", "5", "--events-per-delivery", "1"], 70),
     ("memory.py", [], 60),
     ("worker_overhead.py", [], 60),
+    ("fairness.py", [], 300),  # 3 runs of a 3,000-event flood at 20 ms an object: ~70 s each
 ]
 BUDGET = 570  # seconds: `make bench` must finish in under 10 minutes
 
