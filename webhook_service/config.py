@@ -72,6 +72,8 @@ class Config:
     #: Seconds a job runs while another portal's work waits before it yields (0: no per-portal lanes).
     fair_slice: float = 0.5
     max_queue_depth: int = 100_000
+    #: Pending events one portal may have before its deliveries get 429 (0: no limit of its own).
+    max_portal_depth: int = 0
     backpressure_retry_after: int = 60
     ignore_sources: tuple[str, ...] = ()
     history_ttl: int = 7 * 86400
@@ -295,6 +297,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("HUBHOOK_LOG_LEVEL", "log_level", _text),
     Variable("HUBHOOK_LOG_FORMAT", "log_format", _text),
     Variable("HUBHOOK_MAX_QUEUE_DEPTH", "max_queue_depth", _whole),
+    Variable("HUBHOOK_MAX_PORTAL_DEPTH", "max_portal_depth", _whole),
     Variable("HUBHOOK_BACKPRESSURE_RETRY_AFTER", "backpressure_retry_after", _whole),
     Variable("HUBHOOK_IGNORE_SOURCES", "ignore_sources", _list),
     Variable("HUBHOOK_HISTORY_TTL", "history_ttl", _whole),

@@ -44,9 +44,16 @@ def seen_prefix(dedupe_ttl: int, prefix: str = PREFIX) -> str:
 LANES = key("lanes")
 #: Portals an operator paused (``hubhook portal pause``), a set (no TTL).
 LANES_PAUSED = key("lanes", "paused")
-#: Events accepted and not yet processed, per portal, a hash portal -> count (no TTL;
-#: ``webhook_service.telemetry.backlog``).
-PENDING_BY_PORTAL = key("pending_events", "portals")
+
+
+def pending_by_portal(prefix: str = PREFIX) -> str:
+    """Events accepted and not yet processed, per portal, a hash portal -> count (no TTL; raised by
+    ``webhook_service.receiver.intake``, lowered by ``webhook_service.telemetry.backlog``)."""
+    return key("pending_events", "portals", prefix=prefix)
+
+
+#: ``pending_by_portal()`` under hubhook's prefix: what HUBHOOK_MAX_PORTAL_DEPTH is compared to.
+PENDING_BY_PORTAL = pending_by_portal()
 
 
 def lane(portal: int | str, prefix: str = PREFIX) -> str:

@@ -35,16 +35,15 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from webhook_service import keys
 
-#: KEYS: RQ's queue, the ring, the lane, the pending-per-portal hash, the paused set, RQ's workers of the
-#: queue. ARGV: the portal, its events in these jobs, the lane prefix, then the job ids (already in
-#: RQ's queue, pushed at its tail). Moves each id to the lane unless the queue is short and the lane empty.
+#: KEYS: RQ's queue, the ring, the lane, the paused set, RQ's workers of the queue. ARGV: the portal,
+#: then the job ids (already in RQ's queue, pushed at its tail). Moves each id to the lane unless the
+#: queue is short and the lane empty (and the portal not paused).
 _ROUTE = """
 local portal = ARGV[1]
-redis.call('HINCRBY', KEYS[4], portal, ARGV[2])
-local target = math.max(1, redis.call('SCARD', KEYS[6]))
-local paused = redis.call('SISMEMBER', KEYS[5], portal) == 1
+local target = math.max(1, redis.call('SCARD', KEYS[5]))
+local paused = redis.call('SISMEMBER', KEYS[4], portal) == 1
 local moved = 0
-for i = 4, #ARGV do
+for i = 2, #ARGV do
   if paused or redis.call('LLEN', KEYS[3]) > 0 or redis.call('LLEN', KEYS[1]) > target then
     if redis.call('LREM', KEYS[1], -1, ARGV[i]) == 1 then
       if redis.call('LLEN', KEYS[3]) == 0 and not redis.call('LPOS', KEYS[2], portal) then
@@ -107,14 +106,13 @@ def _workers_key(queue: Queue) -> str:
     return WORKERS_BY_QUEUE_KEY % queue.name
 
 
-def route(redis: Redis, queue: Queue, portal: str | None, job_ids: list[str], events: int) -> int:
+def route(redis: Redis, queue: Queue, portal: str | None, job_ids: list[str]) -> int:
     """Move freshly enqueued jobs of ``portal`` from RQ's queue to its lane unless they may run next;
-    count their events as the portal's pending ones. Returns how many went to the lane."""
+    return how many went to the lane."""
     if portal is None or not job_ids:
         return 0
-    keys_ = [queue.key, keys.LANES, keys.lane(portal), keys.PENDING_BY_PORTAL, keys.LANES_PAUSED,
-             _workers_key(queue)]
-    return int(_SCRIPTS["route"](keys=keys_, args=[portal, events, _LANE_PREFIX, *job_ids], client=redis))
+    keys_ = [queue.key, keys.LANES, keys.lane(portal), keys.LANES_PAUSED, _workers_key(queue)]
+    return int(_SCRIPTS["route"](keys=keys_, args=[portal, *job_ids], client=redis))
 
 
 def refill(redis: Redis, queue: Queue) -> int:

@@ -61,8 +61,9 @@ class Intake:
     received: int
     enqueued: int
     job_id: str | None
-    throttled: bool = False     # refused: HUBHOOK_MAX_QUEUE_DEPTH events were already pending
+    throttled: bool = False     # refused: HUBHOOK_MAX_QUEUE_DEPTH events were already pending (or the portal's
     pending: int = 0            # events pending before this delivery (read in the same round trip)
+    portal: str | None = None   # set when HUBHOOK_MAX_PORTAL_DEPTH throttled this portal: ``pending`` is its own
 
     @property
     def duplicates(self) -> int:
@@ -75,14 +76,16 @@ _blake2b = hashlib.blake2b
 _DIGEST_SIZE = 12  # bytes, raw: the width _INTAKE cuts the concatenated digests at
 #: How many buckets (each half the TTL) a digest is looked up in: the current one and the two before.
 _BUCKETS = 3
-#: KEYS: the pending counter. ARGV: the seen-sets' prefix, the delivery's digests (12 raw bytes each,
-#: concatenated: one argument instead of a hundred), the dedupe TTL, the pending limit (0: none), how
-#: many commands follow (or 'check': check only and return {3, pending}; or 'mark': write the digests
-#: and count without checking), then each command as its length and its words. The seen-sets and
+#: KEYS: the pending counter, the per-portal pending hash. ARGV: the seen-sets' prefix, the delivery's
+#: digests (12 raw bytes each, concatenated: one argument instead of a hundred), the dedupe TTL, the
+#: pending limit (0: none), how many commands follow (or 'check': check only and return {3, pending};
+#: or 'mark': write the digests and counts without checking), the portal ('' for none), the portal's
+#: own pending limit (0: none), then each command as its length and its words. The seen-sets and
 #: RQ's keys are not in KEYS, so this needs one Redis (as MULTI across them would). Redis's TIME picks the
 #: bucket, so web hosts with skewed clocks still agree. Returns {0, pending, "0110..."} when some
 #: digests were seen (a 1 each, in order; nothing written), {1, pending} when throttled (nothing
-#: written), {2, pending} once the job, digests and count are written.
+#: written), {4, portal's pending} when the portal's own limit throttled it, {2, pending} once the job,
+#: digests and counts are written.
 _INTAKE = """
 local prefix, digests, width = ARGV[1], ARGV[2], math.ceil(tonumber(ARGV[3]) / 2)
 local bucket = math.floor(tonumber(redis.call('TIME')[1]) / width)
@@ -109,8 +112,13 @@ if seen > 0 and ARGV[5] ~= 'mark' then
 end
 local limit = tonumber(ARGV[4])
 if limit > 0 and pending >= limit then return {1, pending} end
+local portal, portal_limit = ARGV[6], tonumber(ARGV[7])
+if portal ~= '' and portal_limit > 0 then
+  local mine = tonumber(redis.call('HGET', KEYS[2], portal) or '0') or 0
+  if mine >= portal_limit then return {4, mine} end
+end
 if ARGV[5] == 'check' then return {3, pending} end
-local at = 6
+local at = 8
 for _ = 1, tonumber(ARGV[5]) or 0 do
   local len = tonumber(ARGV[at])
   redis.call(unpack(ARGV, at + 1, at + len))
@@ -120,9 +128,10 @@ local current = prefix .. bucket
 for i = 1, #members, 1000 do redis.call('SADD', current, unpack(members, i, math.min(i + 999, #members))) end
 redis.call('EXPIREAT', current, (bucket + 3) * width)  -- the moment it leaves the window looked up
 redis.call('INCRBY', KEYS[1], #members)
+if portal ~= '' then redis.call('HINCRBY', KEYS[2], portal, #members) end
 return {2, pending}
 """
-_SOME_SEEN, _THROTTLED, _WRITTEN, _CHECKED = 0, 1, 2, 3
+_SOME_SEEN, _THROTTLED, _WRITTEN, _CHECKED, _PORTAL_THROTTLED = 0, 1, 2, 3, 4
 #: EVALSHA, loading the script again when Redis lost it (a restart); bytes, so no client is needed here.
 _SCRIPT = Script(None, _INTAKE.encode())  # type: ignore[arg-type]  # stub requires a client; calls pass client=
 
@@ -210,31 +219,37 @@ def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook",
 def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, source: str = "webhook",
                      dedupe_ttl: int = Config.dedupe_ttl, key_prefix: str = keys.PREFIX,
                      job_timeout: int = Config.job_timeout,
-                     max_pending: int = 0, fair: bool = Config.fair_slice > 0) -> Intake:
+                     max_pending: int = 0, fair: bool = Config.fair_slice > 0, max_portal_pending: int = 0) -> Intake:
     """Enqueue the events not seen before as one job per portal; return what was kept. Raises RedisError.
 
     The count of pending events (``webhook_service.telemetry.backlog``) is read with the seen-sets and raised with the
     enqueue, in the same script; at ``max_pending`` or more (0: no limit) nothing is enqueued or
-    marked seen and the Intake says ``throttled``. With ``fair`` (HUBHOOK_FAIR_SLICE above 0) each job
-    then waits in its portal's lane unless it may run next (``webhook_service.lanes.route``).
+    marked seen and the Intake says ``throttled``; so it does when the delivery's portal alone has
+    ``max_portal_pending`` or more pending (0: no limit), the Intake naming the portal.
+    With ``fair`` (HUBHOOK_FAIR_SLICE above 0) each job then waits in its portal's lane unless it may
+    run next (``webhook_service.lanes.route``).
     """
     by_portal: dict[str | None, list[dict]] = {}
     for event in events:
         by_portal.setdefault(lanes.portal_of([event]), []).append(event)
     outcomes = [_enqueue_one(connection, queue, part, source=source, dedupe_ttl=dedupe_ttl, key_prefix=key_prefix,
-                             job_timeout=job_timeout, max_pending=max_pending, fair=fair)
+                             job_timeout=job_timeout, max_pending=max_pending, fair=fair,
+                             max_portal_pending=max_portal_pending)
                 for part in by_portal.values()]
     if len(outcomes) == 1:
         return outcomes[0]
     return Intake(received=len(events), enqueued=sum(o.enqueued for o in outcomes),
                   job_id=next((o.job_id for o in outcomes if o.job_id), None),
-                  throttled=any(o.throttled for o in outcomes), pending=max((o.pending for o in outcomes), default=0))
+                  throttled=any(o.throttled for o in outcomes), pending=max((o.pending for o in outcomes), default=0),
+                  portal=next((o.portal for o in outcomes if o.portal), None))
 
 
 def _enqueue_one(connection: Redis, queue: Queue, events: list[dict], *, source: str, dedupe_ttl: int,
-                 key_prefix: str, job_timeout: int, max_pending: int, fair: bool) -> Intake:
+                 key_prefix: str, job_timeout: int, max_pending: int, fair: bool, max_portal_pending: int) -> Intake:
     """``enqueue_delivery`` for the events of one portal."""
     pending_key = keys.pending_events(key_prefix)
+    script_keys = [pending_key, keys.pending_by_portal(key_prefix)]
+    portal = lanes.portal_of(events) or ""
     seen_prefix = _seen_prefix(key_prefix, dedupe_ttl)
     unique: dict[bytes, dict] = {}
     for event in events:
@@ -246,19 +261,21 @@ def _enqueue_one(connection: Redis, queue: Queue, events: list[dict], *, source:
         batch = [unique[d] for d in digests]
         job = delivery_job(queue, batch, source=source, job_timeout=job_timeout, job_id=job_id)
         commands = rq_enqueue.enqueue_commands(connection, queue, job) if fast else ["check"]
-        args = [seen_prefix, b"".join(digests), dedupe_ttl, max_pending, *commands]
-        outcome, pending, *seen = _SCRIPT(keys=[pending_key], args=args, client=connection)
-        if outcome == _CHECKED:  # the stock path: RQ writes the job, then the digests and count follow it
+        args = [seen_prefix, b"".join(digests), dedupe_ttl, max_pending, commands[0], portal, max_portal_pending,
+                *commands[1:]]
+        outcome, pending, *seen = _SCRIPT(keys=script_keys, args=args, client=connection)
+        if outcome == _CHECKED:  # the stock path: RQ writes the job, then the digests and counts follow it
             queue.enqueue_job(job)
-            _SCRIPT(keys=[pending_key], args=[seen_prefix, b"".join(digests), dedupe_ttl, 0, "mark"],
+            _SCRIPT(keys=script_keys, args=[seen_prefix, b"".join(digests), dedupe_ttl, 0, "mark", portal, 0],
                     client=connection)
             outcome = _WRITTEN
         if outcome == _WRITTEN:
             if fair:
-                lanes.route(connection, queue, lanes.portal_of(batch), [job_id], len(batch))
+                lanes.route(connection, queue, portal or None, [job_id])
             return Intake(received=len(events), enqueued=len(batch), job_id=job_id, pending=pending)
-        if outcome == _THROTTLED:
-            return Intake(received=len(events), enqueued=0, job_id=None, throttled=True, pending=pending)
+        if outcome in (_THROTTLED, _PORTAL_THROTTLED):
+            return Intake(received=len(events), enqueued=0, job_id=None, throttled=True, pending=pending,
+                          portal=portal if outcome == _PORTAL_THROTTLED else None)
         flags = seen[0].decode() if isinstance(seen[0], bytes) else seen[0]
         digests = [d for d, flag in zip(digests, flags) if flag == "0"]  # run again on the fresh ones only
     return Intake(received=len(events), enqueued=0, job_id=None)

@@ -111,13 +111,16 @@ def receive() -> tuple[Response, int]:
     try:
         result = enqueue_delivery(current_app.extensions["hubhook.redis"], current_app.extensions["hubhook.queue"],
                                   fresh, dedupe_ttl=config.dedupe_ttl, job_timeout=config.job_timeout,
-                                  max_pending=config.max_queue_depth, fair=config.fair_slice > 0)
+                                  max_pending=config.max_queue_depth, fair=config.fair_slice > 0,
+                                  max_portal_pending=config.max_portal_depth)
     except RedisError as exc:
         return refuse(503, "unavailable", "queue unavailable; retry later", started, events,
                       cause=type(exc).__name__)
     if result.throttled:
-        response, status = refuse(429, "backpressure", f"{result.pending} events are waiting (limit "
-                                  f"{config.max_queue_depth}); retry later", started, events)
+        waiting = (f"{result.pending} events of portal {result.portal} are waiting (limit {config.max_portal_depth} "
+                   f"a portal)" if result.portal else f"{result.pending} events are waiting (limit "
+                   f"{config.max_queue_depth})")
+        response, status = refuse(429, "backpressure", f"{waiting}; retry later", started, events)
         response.headers["Retry-After"] = str(config.backpressure_retry_after)
         return response, status
     metrics.ENQUEUED.inc(result.enqueued)

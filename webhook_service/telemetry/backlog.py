@@ -49,10 +49,14 @@ def done(redis: Redis, events: int, portal: str | None = None) -> int:
     return int(redis.eval(_DONE, 2, PENDING_KEY, PENDING_BY_PORTAL, events, portal or ""))
 
 
-def requeued(redis: Redis, events: int) -> None:
-    """Dead-lettered deliveries went back on the queue (``hubhook replay``)."""
+def requeued(redis: Redis, events: int, portal: str | None = None) -> None:
+    """Dead-lettered deliveries (of ``portal``, when known) went back on the queue (``hubhook replay``)."""
     if events > 0:
-        redis.incrby(PENDING_KEY, events)
+        with redis.pipeline() as pipe:
+            pipe.incrby(PENDING_KEY, events)
+            if portal is not None:
+                pipe.hincrby(PENDING_BY_PORTAL, portal, events)
+            pipe.execute()
 
 
 def reconcile(redis: Redis, queue: Queue) -> int:
