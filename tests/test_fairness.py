@@ -167,12 +167,12 @@ def test_a_running_worker_serves_a_portal_it_has_never_seen(config, env, redis, 
                   "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])}
     workers = spawn_workers(1, worker_env, tmp_path)
     try:
-        wait_until(lambda: redis.scard("rq:workers:hubhook") == 1, 30, "the worker to register")
+        wait_until(lambda: redis.scard("rq:workers:hubhook") == 1, 60, "the worker to register")
         flood(config, redis, hubspot, A, 4, 25)
         wait_until(lambda: redis.llen(CALLS) > 0, 30, "the worker to start on A's flood")
         # When portal C, which no worker has seen, sends one change
         flood(config, redis, hubspot, C, 1, 1, first_id=9001)
-        wait_until(lambda: redis.llen(CALLS) == 101, 60, "every change to be handled")
+        wait_until(lambda: redis.llen(CALLS) == 101, 120, "every change to be handled")
     finally:
         stop(workers)
     # Then C's change ran before A's flood drained, without a worker restart
