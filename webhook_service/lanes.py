@@ -25,6 +25,7 @@ must share a hash tag in the prefix.
 """
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 from redis import Redis
@@ -77,10 +78,15 @@ while tries > 0 and redis.call('LLEN', KEYS[1]) < target do
 end
 return moved
 """
-#: KEYS: the ring, the paused set. ARGV: the asking portal. 1 when another unpaused portal has a lane waiting.
+#: KEYS: the ring, the paused set, RQ's queue. ARGV: the asking portal, its job ids' suffix. 1 when another
+#: unpaused portal has a lane waiting, or RQ's queue holds a job that is not this portal's.
 _OTHERS = """
 for _, portal in ipairs(redis.call('LRANGE', KEYS[1], 0, 63)) do
   if portal ~= ARGV[1] and redis.call('SISMEMBER', KEYS[2], portal) == 0 then return 1 end
+end
+local suffix = ARGV[2]
+for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, 63)) do
+  if string.sub(id, -#suffix) ~= suffix then return 1 end
 end
 return 0
 """
@@ -121,9 +127,19 @@ def refill(redis: Redis, queue: Queue) -> int:
     return int(_SCRIPTS["refill"](keys=keys_, args=[_LANE_PREFIX], client=redis))
 
 
-def others_waiting(redis: Redis, portal: str | None) -> bool:
-    """Whether a portal other than ``portal`` (and not paused) has jobs waiting in its lane."""
-    return bool(_SCRIPTS["others"](keys=[keys.LANES, keys.LANES_PAUSED], args=[portal or ""], client=redis))
+def delivery_job_id(events: list[dict]) -> str:
+    """A new delivery job's id: ``delivery-<uuid>``, ending in ``-p<portal>`` when its events have one, so
+    a running job can tell its own portal's jobs from others' in RQ's queue (``others_waiting``)."""
+    portal = portal_of(events)
+    return f"delivery-{uuid.uuid4().hex}" + (f"-p{portal}" if portal is not None else "")
+
+
+def others_waiting(redis: Redis, queue: Queue, portal: str | None) -> bool:
+    """Whether another portal's work waits: a portal other than ``portal`` (and not paused) has jobs in
+    its lane, or RQ's queue holds a job that is not ``portal``'s (it went there while the queue was short)."""
+    suffix = f"-p{portal}" if portal is not None else "\0"
+    return bool(_SCRIPTS["others"](keys=[keys.LANES, keys.LANES_PAUSED, queue.key], args=[portal or "", suffix],
+                                   client=redis))
 
 
 def push_front(pipe, queue: Queue, job: Job, portal: str | None, *, lanes_on: bool = True) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -210,7 +209,7 @@ def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook",
     if attempt:
         kwargs["attempt"] = attempt
     return queue.create_job(
-        PROCESS_DELIVERY, args=[events], kwargs=kwargs, job_id=job_id or f"delivery-{uuid.uuid4().hex}",
+        PROCESS_DELIVERY, args=[events], kwargs=kwargs, job_id=job_id or lanes.delivery_job_id(events),
         description=describe(events), timeout=job_timeout, result_ttl=0, failure_ttl=DEAD_LETTER_TTL,
         retry=Retry(max=len(DELIVERY_RETRY_INTERVALS), interval=DELIVERY_RETRY_INTERVALS),
     )
@@ -255,7 +254,7 @@ def _enqueue_one(connection: Redis, queue: Queue, events: list[dict], *, source:
     for event in events:
         unique.setdefault(_digest(event), event)
     digests = list(unique)
-    job_id = f"delivery-{uuid.uuid4().hex}"
+    job_id = lanes.delivery_job_id(events)
     fast = private_apis.enabled()
     while digests:
         batch = [unique[d] for d in digests]
