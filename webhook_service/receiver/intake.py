@@ -1,4 +1,4 @@
-"""Turn one validated delivery into at most one durable RQ job, dropping redeliveries.
+"""Turn one validated delivery into at most one durable RQ job per portal, dropping redeliveries.
 
 HubSpot retries a delivery for 24 hours with a higher ``attemptNumber`` and ``eventId`` alone is not
 unique (https://developers.hubspot.com/docs/api/webhooks), so each event is identified by a digest of
