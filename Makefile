@@ -45,7 +45,7 @@ demo: install
 # The pipeline-level tests again on RQ's and CPython's stock paths (webhook_service.private_apis),
 # which run on an RQ version the fast paths were not tested with.
 STOCK_PATH_TESTS := tests/test_pipeline.py tests/test_processes.py tests/test_intake.py tests/test_batching.py \
-	tests/test_worker_lean.py tests/test_private_apis.py
+	tests/test_worker_lean.py tests/test_private_apis.py tests/test_fairness.py
 
 # The pipeline-level tests again on a Redis Cluster of three masters the session starts (tests/conftest.py),
 # every key in the one slot of RQ_KEY_PREFIX's hash tag (docs/scaling.md).

@@ -109,14 +109,26 @@ def env(config: Config) -> dict[str, str]:
             "PYTHONPATH": str(ROOT), "HUBHOOK_HANDLER_RETRIES": "0,0"}
 
 
+def queued_jobs(redis: Redis, queue) -> list:
+    """The jobs waiting to run, RQ's queue first, then the portals' lanes (``webhook_service.lanes``)."""
+    from rq.job import Job
+
+    from webhook_service import lanes
+
+    return [job for job in Job.fetch_many(lanes.waiting_ids(redis, queue), connection=redis,
+                                          serializer=queue.serializer) if job is not None]
+
+
 def drain(config: Config, router, *, rounds: int = 20) -> None:
     """Run a real RQ worker (in this process) until the queue and its scheduled retries are empty."""
     from rq.registry import ScheduledJobRegistry
 
     from jobs.worker.worker import build_worker
+    from webhook_service import lanes
 
     for _ in range(rounds):
         worker = build_worker(config, router)
+        lanes.refill(worker.connection, worker.queues[0])  # jobs waiting in the portals' lanes, in turn
         scheduled = ScheduledJobRegistry(queue=worker.queues[0])
         if not worker.queues[0].count and not scheduled.count:
             return

@@ -49,8 +49,10 @@ def poll(config, router, **options):
 
 
 def queued(config, redis):
-    """Every event waiting in the queue, job by job."""
-    return [e for job in build_queue(config, redis).jobs for e in job.args[0]]
+    """Every event waiting in the queue or a portal's lane, job by job."""
+    from .conftest import queued_jobs
+
+    return [e for job in queued_jobs(redis, build_queue(config, redis)) for e in job.args[0]]
 
 
 def cursor(config, redis, stream="search", object_type="ticket"):

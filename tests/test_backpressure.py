@@ -2,7 +2,7 @@
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from webhook_service import Router
+from webhook_service import Router, lanes
 from webhook_service.config import Config
 from webhook_service.connection import queue as build_queue
 from webhook_service.receiver.app import create_app
@@ -95,3 +95,28 @@ def test_a_count_with_work_queued_is_not_reset(config, redis):
     assert post(client, config, [make_event("contact.creation", 1)]).status_code == 200
     assert backlog.reconcile(redis, build_queue(config, redis)) == 0
     assert backlog.read(redis) == 1
+
+
+def test_a_portal_over_its_own_limit_gets_429_while_other_portals_are_accepted(config, redis, hubspot):
+    # Given HUBHOOK_MAX_PORTAL_DEPTH=3 and portal 1001 with 3 events pending
+    limited = Config(**{**config.__dict__, "max_portal_depth": 3, "backpressure_retry_after": 42})
+    client = create_app(limited).test_client()
+    flooding = [make_event("contact.creation", i, portal_id=1001) for i in (1, 2, 3)]
+    assert post(client, limited, flooding).status_code == 200
+    # When both portals send one more change
+    refused = post(client, limited, [make_event("contact.creation", 4, portal_id=1001)])
+    accepted = post(client, limited, [make_event("contact.creation", 5, portal_id=2002)])
+    # Then only the flooding portal is refused, its message naming it; the other's change is queued
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "42"
+    assert "3 events of portal 1001 are waiting" in refused.json["error"]
+    assert accepted.status_code == 200 and backlog.read(redis) == 4
+    assert {row["portal"]: row["pending_events"] for row in lanes.rows(redis)} == {"1001": 3, "2002": 1}
+    # And once the backlog is processed, the portal is accepted again
+    seen = []
+    router = Router()
+    router.add(seen.append, "contact.*", name="seen")
+    for i in range(1, 6):
+        hubspot.add("contacts", i)
+    drain(limited, router)
+    assert len(seen) == 4 and lanes.rows(redis) == []
+    assert post(client, limited, [make_event("contact.creation", 4, portal_id=1001)]).status_code == 200

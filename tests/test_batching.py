@@ -17,7 +17,7 @@ from webhook_service.receiver.intake import enqueue_delivery
 from webhook_service.telemetry import backlog
 from webhook_service.testing import make_event
 
-from .conftest import drain
+from .conftest import drain, queued_jobs
 from .quota_support import HUBHOOK, deliver, ledger, spawn_workers, stop, wait_until
 
 JOBS = f"{RQ_KEY_PREFIX}:job:*"
@@ -111,10 +111,11 @@ def test_deliveries_claimed_by_a_worker_that_died_are_given_back(config, redis, 
     token = _current_job.set(leader)
     try:
         batch = batching.gather(redis, queue, leader.args[0], "webhook", 0, max_events=100,
-                                job_timeout=-batching.LEASE_GRACE - 1)   # a lease that has already run out
+                                job_timeout=-batching.LEASE_GRACE - 1,   # a lease that has already run out
+                                fair_slice=config.fair_slice)            # claimed from the portal's lane
     finally:
         _current_job.reset(token)
-    assert len(batch.claimed) == 4 and queue.count == 0 and batching.claimed_count(redis) == 4
+    assert len(batch.claimed) == 4 and queued_jobs(redis, queue) == [] and batching.claimed_count(redis) == 4
     queue.enqueue_job(leader)  # RQ's own recovery of the dead worker's job
     seen = []
     # When a worker runs its maintenance and drains the queue

@@ -78,7 +78,11 @@ class Config:
     oauth_authorize_url: str = DEFAULT_OAUTH_AUTHORIZE_URL
     poll_share: float = 0.5
     coalesce_max_events: int = 1000
+    #: Seconds a job runs while another portal's work waits before it yields (0: no per-portal lanes).
+    fair_slice: float = 0.5
     max_queue_depth: int = 100_000
+    #: Pending events one portal may have before its deliveries get 429 (0: no limit of its own).
+    max_portal_depth: int = 0
     backpressure_retry_after: int = 60
     ignore_sources: tuple[str, ...] = ()
     history_ttl: int = 7 * 86400
@@ -164,6 +168,9 @@ class Config:
         if not 0 < self.poll_share <= 1:
             raise ConfigError(f"HUBHOOK_POLL_SHARE must be a fraction above 0 and at most 1 (e.g. 0.5), "
                               f"got {self.poll_share}")
+        if self.fair_slice < 0:
+            raise ConfigError(f"HUBHOOK_FAIR_SLICE must be seconds >= 0 (e.g. 0.5; 0 turns per-portal lanes off), "
+                              f"got {self.fair_slice}")
         if self.client_id and not self.client_secrets:
             raise ConfigError("HUBSPOT_CLIENT_ID is set but HUBSPOT_CLIENT_SECRET is not: the OAuth app needs "
                               "both (copy them from the app's Auth tab)")
@@ -372,12 +379,14 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("HUBSPOT_SEARCH_LIMIT", "search_limit", _whole),
     Variable("HUBHOOK_POLL_SHARE", "poll_share", _seconds),
     Variable("HUBHOOK_COALESCE_MAX_EVENTS", "coalesce_max_events", _whole),
+    Variable("HUBHOOK_FAIR_SLICE", "fair_slice", _seconds),
     Variable("PORT", "port", _whole),
     Variable("HUBHOOK_BIND_HOST", "bind_host", _text),
     Variable("WEB_CONCURRENCY", "web_concurrency", _whole),
     Variable("HUBHOOK_LOG_LEVEL", "log_level", _text),
     Variable("HUBHOOK_LOG_FORMAT", "log_format", _text),
     Variable("HUBHOOK_MAX_QUEUE_DEPTH", "max_queue_depth", _whole),
+    Variable("HUBHOOK_MAX_PORTAL_DEPTH", "max_portal_depth", _whole),
     Variable("HUBHOOK_BACKPRESSURE_RETRY_AFTER", "backpressure_retry_after", _whole),
     Variable("HUBHOOK_IGNORE_SOURCES", "ignore_sources", _list),
     Variable("HUBHOOK_HISTORY_TTL", "history_ttl", _whole),

@@ -58,6 +58,29 @@ def seen_prefix(dedupe_ttl: int, prefix: str = PREFIX) -> str:
     return f"{key('seen', dedupe_ttl, prefix=prefix)}:"
 
 
+# -- per-portal lanes (``webhook_service.lanes``) -----------------------------------------------------------
+
+#: Portals whose lane holds jobs, in the order the next free worker serves them, a list (no TTL).
+LANES = key("lanes")
+#: Portals an operator paused (``hubhook portal pause``), a set (no TTL).
+LANES_PAUSED = key("lanes", "paused")
+
+
+def pending_by_portal(prefix: str = PREFIX) -> str:
+    """Events accepted and not yet processed, per portal, a hash portal -> count (no TTL; raised by
+    ``webhook_service.receiver.intake``, lowered by ``webhook_service.telemetry.backlog``)."""
+    return key("pending_events", "portals", prefix=prefix)
+
+
+#: ``pending_by_portal()`` under hubhook's prefix: what HUBHOOK_MAX_PORTAL_DEPTH is compared to.
+PENDING_BY_PORTAL = pending_by_portal()
+
+
+def lane(portal: int | str, prefix: str = PREFIX) -> str:
+    """One portal's waiting delivery jobs, ids oldest first, a list (no TTL; ``webhook_service.lanes``)."""
+    return key("lane", portal, prefix=prefix)
+
+
 # -- telemetry --------------------------------------------------------------------------------------------
 
 #: Counters and histograms of every process, one hash (no TTL; ``webhook_service.telemetry.stats``).

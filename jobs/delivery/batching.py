@@ -41,13 +41,13 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from redis import Redis
 from rq import Queue, get_current_job
 from rq.job import Job
 
-from webhook_service import keys
+from webhook_service import keys, lanes
 from webhook_service.keys import PROCESS_DELIVERY
 from webhook_service.router import Handler
 
@@ -59,6 +59,7 @@ PEEK_CHUNK = 25
 CLAIM_ROUNDS = 3
 RECORDS_PER_CALL = 100      # HubSpot's batch read; beyond this a batch saves association calls only
 DISPATCH_SHARE = 0.5        # a batch that took deliveries along dispatches for at most this share of the timeout
+YIELD_CHECK_EVERY = 0.1     # seconds between a running batch's looks at the other portals' lanes, past its slice
 
 _CLAIM = """
 local claimed = {}
@@ -106,6 +107,12 @@ class Batch:
     claimed: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     deadline: float = float("inf")
+    portal: str | None = None
+    fair_slice: float = 0.0           # HUBHOOK_FAIR_SLICE: 0 never yields
+    redis: Any = field(default=None, repr=False)
+    queue: Any = field(default=None, repr=False)
+    next_check: float = 0.0
+    yielding: bool = False
 
     @property
     def events(self) -> list[dict]:
@@ -131,41 +138,74 @@ def overdue(batch: Batch, changes: list[dict]) -> bool:
     return not any(id(change) in own for change in changes)
 
 
+def yields(batch: Batch) -> bool:
+    """True once the batch ran for its slice (HUBHOOK_FAIR_SLICE) while another portal's lane waits:
+    it then dispatches nothing more and hands the rest on to the head of its own lane
+    (``parking.settle``), so that portal's work runs next. Looked up at most every 0.1 s; sticky."""
+    if batch.yielding:
+        return True
+    now = time.monotonic()
+    if batch.fair_slice <= 0 or batch.redis is None or batch.queue is None:
+        return False
+    if now - batch.started < batch.fair_slice or now < batch.next_check:
+        return False
+    batch.next_check = now + YIELD_CHECK_EVERY
+    batch.yielding = lanes.others_waiting(batch.redis, batch.queue, batch.portal)
+    return batch.yielding
+
+
 def gather(redis: Redis, queue: Queue, events: list[dict], source: str, attempt: int, *, max_events: int,
-           job_timeout: int) -> Batch:
-    """The batch this job processes: its own events, plus queued deliveries when there is room."""
+           job_timeout: int, fair_slice: float = 0.0) -> Batch:
+    """The batch this job processes: its own events, plus queued deliveries when there is room.
+
+    With per-portal lanes (``fair_slice`` above 0) it takes deliveries from its own portal's lane,
+    and no more than one record read's worth while another portal waits."""
     current = get_current_job()
     leader = Origin(current.id if current else None, events, attempt, leader=True)
-    batch = Batch([leader], source=source, queue_key=queue.key)
+    portal = lanes.portal_of(events)
+    batch = Batch([leader], source=source, queue_key=queue.key, portal=portal, fair_slice=fair_slice, redis=redis,
+                  queue=queue)
+    sources: list[tuple[str, str | None]] = [(queue.key, None)]
+    if fair_slice > 0 and portal is not None:
+        # its lane first, then RQ's queue (retries come due there), taking only its own portal's jobs
+        sources = [(keys.lane(portal), None), (queue.key, portal)]
+        if lanes.others_waiting(redis, queue, portal):
+            max_events = min(max_events, RECORDS_PER_CALL)
     room = max_events - len(events)
     if current is None or room <= 0 or redis.exists(_solo(current.id)):
         return batch
     claim_id = uuid.uuid4().hex
-    for _ in range(CLAIM_ROUNDS):  # another leader may claim some of what we saw: look again, twice at most
-        picks = _peek(redis, queue, room, source, max(1, len(batch.events) // len(batch.origins)))
-        if not picks:
-            break
-        claimed = {_text(i) for i in redis.eval(
-            _CLAIM, 3, queue.key, _claim_list(claim_id), LEASES, claim_id, time.time() + job_timeout + LEASE_GRACE,
-            *[job.id for job in picks])}
-        taken = [job for job in picks if job.id in claimed]
-        if taken:
-            batch.claim_id = claim_id
-            batch.claimed += [job.id for job in taken]
-            batch.origins += [Origin(job.id, job.args[0], int(job.kwargs.get("attempt", 0))) for job in taken]
-            room -= sum(len(job.args[0]) for job in taken)
-        if len(taken) == len(picks) or room <= 0:
+    for source_key, only_portal in sources:
+        for _ in range(CLAIM_ROUNDS):  # another leader may claim some of what we saw: look again, twice at most
+            picks = _peek(redis, queue, room, source, max(1, len(batch.events) // len(batch.origins)), source_key,
+                          only_portal)
+            if not picks:
+                break
+            claimed = {_text(i) for i in redis.eval(
+                _CLAIM, 3, source_key, _claim_list(claim_id), LEASES, claim_id,
+                time.time() + job_timeout + LEASE_GRACE, *[job.id for job in picks])}
+            taken = [job for job in picks if job.id in claimed]
+            if taken:
+                batch.claim_id = claim_id
+                batch.claimed += [job.id for job in taken]
+                batch.origins += [Origin(job.id, job.args[0], int(job.kwargs.get("attempt", 0))) for job in taken]
+                room -= sum(len(job.args[0]) for job in taken)
+            if len(taken) == len(picks) or room <= 0:
+                break
+        if room <= 0:
             break
     if batch.claimed:
         batch.deadline = batch.started + job_timeout * DISPATCH_SHARE
     return batch
 
 
-def _peek(redis: Redis, queue: Queue, room: int, source: str, guess: int) -> list[Job]:
-    """Delivery jobs of ``source`` at the head of the queue that fit in ``room`` events, oldest first;
+def _peek(redis: Redis, queue: Queue, room: int, source: str, guess: int, source_key: str,
+          only_portal: str | None = None) -> list[Job]:
+    """Delivery jobs of ``source`` (and ``only_portal``) at the head of ``source_key`` (RQ's queue or a
+    portal's lane) that fit in ``room`` events, oldest first;
     stops at the first one too big. Jobs are read a few at a time, as many as seem to fit (``guess``:
     events per delivery so far), so a queue of full deliveries costs no reads of jobs left behind."""
-    ids = [_text(i) for i in redis.lrange(queue.key, 0, min(room, PEEK_CHUNK + 2 * room // guess) - 1)]
+    ids = [_text(i) for i in redis.lrange(source_key, 0, min(room, PEEK_CHUNK + 2 * room // guess) - 1)]
     if not ids:
         return []
     candidates = [i for i, solo in zip(ids, redis.mget([_solo(i) for i in ids])) if solo is None]
@@ -180,7 +220,8 @@ def _peek(redis: Redis, queue: Queue, room: int, source: str, guess: int) -> lis
         start += chunk
         for job in jobs:
             if job is None or job.func_name != PROCESS_DELIVERY or job.kwargs.get("source", "webhook") != source \
-                    or not job.args or not isinstance(job.args[0], list):
+                    or not job.args or not isinstance(job.args[0], list) \
+                    or (only_portal is not None and lanes.portal_of(job.args[0]) != only_portal):
                 continue
             size = len(job.args[0])
             if size == 0 or size > room:

@@ -22,7 +22,7 @@ from jobs.delivery.fetching import Enrichment, ObjectChanges
 from jobs.hubspot.client import HubSpotClient
 from jobs.poller import reconcile
 from jobs.worker import context, recording
-from webhook_service import logs, objects
+from webhook_service import lanes, logs, objects
 from webhook_service.errors import (
     MirrorUnavailable,
     MissingScopes,
@@ -32,6 +32,7 @@ from webhook_service.errors import (
 )
 from webhook_service.events import Event
 from webhook_service.logs import fields
+from webhook_service.receiver.intake import delivery_job
 from webhook_service.router import Handler
 
 log = logging.getLogger("hubhook.worker")
@@ -42,8 +43,12 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
     """Enrich and dispatch one delivery (and the small ones queued behind it); hand on what HubSpot
     refused. ``attempt`` counts earlier HubSpot failures of this work (jobs.delivery.parking)."""
     ctx = context.current()
+    fair_slice = ctx.config.fair_slice
+    if fair_slice > 0 and lanes.is_paused(ctx.redis, portal := lanes.portal_of(events)):
+        return _hand_back_paused(ctx, events, source, attempt, portal)
     batch = batching.gather(ctx.redis, ctx.queue, events, source, attempt, job_timeout=ctx.config.job_timeout,
-                            max_events=batching.limit(ctx.config.coalesce_max_events, ctx.router.handlers, events))
+                            max_events=batching.limit(ctx.config.coalesce_max_events, ctx.router.handlers, events),
+                            fair_slice=fair_slice)
     try:
         events = _routable(batch.events)
         if source in ("webhook", "journal"):  # so reconciliation polling does not deliver them a second time
@@ -58,10 +63,14 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
         calls = failures = 0
         deferred = []
         buffered: dict[str, tuple[Handler, list[ObjectChanges]]] = {}   # handlers with a flush, their objects
+        dispatched = 0
         for item, handlers in work:
-            if item.key in fetched and batching.overdue(batch, item.changes):  # a big batch ran long: a new job
+            # a big batch ran long, or ran its slice while another portal waits: the rest goes to a new job
+            if item.key in fetched and (batching.overdue(batch, item.changes)
+                                        or (dispatched and batching.yields(batch))):
                 deferred.append(item)
                 continue
+            dispatched += item.key in fetched
             for handler in (dispatch.selected(handlers, item, fetched[item.key], source, everyone=ctx.router.handlers)
                             if item.key in fetched else ()):
                 calls += 1
@@ -81,6 +90,18 @@ def process_delivery(events: list[dict], source: str = "webhook", attempt: int =
                      deliveries=len(batch.origins), **handed)
     return {"events": len(batch.events), "deliveries": len(batch.origins), "objects": len(work), "calls": calls,
             "failures": failures, **handed}
+
+
+def _hand_back_paused(ctx: context.Context, events: list[dict], source: str, attempt: int, portal: str | None) -> dict:
+    """The portal is paused (``hubhook portal pause``): the events go back to the head of its lane as a
+    new job, unrun, and stay pending until ``hubhook portal resume``."""
+    job = delivery_job(ctx.queue, events, source=source, job_timeout=ctx.config.job_timeout, attempt=attempt)
+    with ctx.redis.pipeline() as pipe:
+        lanes.push_front(pipe, ctx.queue, job, portal)
+        pipe.execute()
+    log.info("portal %s is paused: %d events handed back to its lane unrun (job %s)", portal, len(events), job.id)
+    return {"events": len(events), "deliveries": 1, "objects": 0, "calls": 0, "failures": 0,
+            "rescheduled": len(events), "paused": True}
 
 
 def run_handler(handler_name: str, changes: list[dict], source: str = "webhook") -> dict:

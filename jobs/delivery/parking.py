@@ -10,8 +10,9 @@ delivery (so each keeps its source and attempt count):
   delivery's backoff (5 s, 30 s, 2 min, 10 min, 30 min, each +-25% jitter), then parked;
 - 403 MISSING_SCOPES, or no token for the portal: parked at once (retrying cannot help) with one log
   line naming the scope or the portal; ``hubhook replay`` runs it again once that is fixed;
-- objects a big batch did not dispatch before its share of the job timeout (``batching.overdue``):
-  a new job at the head of the queue, at once, the attempt count unchanged (counted as rescheduled).
+- objects a big batch did not dispatch before its share of the job timeout (``batching.overdue``),
+  or once it ran its slice while another portal waits (``batching.yields``): a new job at the head of
+  its portal's lane (of the queue without lanes), the attempt count unchanged (counted as rescheduled).
 
 Parked work is a normal delivery job in RQ's failed-job registry, the dead-letter registry.
 Everything a batch hands on is written in one MULTI together with the end of its claims
@@ -32,6 +33,7 @@ from rq.job_lifecycle import record_job_failure
 from jobs.delivery import batching
 from jobs.delivery.batching import Batch
 from jobs.delivery.fetching import ObjectChanges
+from webhook_service import lanes
 from webhook_service.config import Config
 from webhook_service.errors import HubSpotAPIError, MissingScopes, NoToken, RateLimited
 from webhook_service.keys import RUN_HANDLER
@@ -81,7 +83,7 @@ def settle(pipe, queue: Queue, config: Config, batch: Batch, failed: list[tuple[
     for origin in reversed([o for o in batch.origins if id(o) in later]):  # at the head, in their order
         job = delivery_job(queue, later[id(origin)], source=batch.source, job_timeout=config.job_timeout,
                            attempt=origin.attempt)
-        queue.enqueue_job(job, pipeline=pipe, at_front=True)
+        lanes.push_front(pipe, queue, job, lanes.portal_of(later[id(origin)]), lanes_on=config.fair_slice > 0)
     grouped: dict[tuple[int, int], list[dict]] = defaultdict(list)
     errors: dict[int, tuple[HubSpotAPIError, ObjectChanges]] = {}
     for item, exc in failed:

@@ -126,7 +126,7 @@ def enqueue(ctx: Context, events: list[dict]) -> None:
     polled events (the seen set is the first), so its keys live an hour, not the webhook's 48 h: a
     backfill of millions of records must not leave millions of keys behind for two days."""
     enqueue_delivery(ctx.redis, ctx.queue, events, source="poll", job_timeout=ctx.config.job_timeout,
-                     dedupe_ttl=min(ctx.config.dedupe_ttl, POLL_DEDUPE_TTL))
+                     dedupe_ttl=min(ctx.config.dedupe_ttl, POLL_DEDUPE_TTL), fair=ctx.config.fair_slice > 0)
 
 
 def search_pass(ctx: Context, stream: Stream, guard: Guard) -> str:

@@ -23,6 +23,7 @@ from rq.queue import Queue
 from jobs.delivery import fetching
 from jobs.worker import context, recording
 from jobs.worker.allowlist import JOB_FUNCTIONS
+from webhook_service import lanes
 from webhook_service.keys import PROCESS_DELIVERY, RUN_HANDLER
 from webhook_service.logs import redact
 from webhook_service.telemetry import backlog, object_history, stats
@@ -77,6 +78,18 @@ class BookkeepingMixin:
             return super().perform_job(job, queue, *args, **kwargs)  # type: ignore[misc]
         finally:
             recording.flush(self.connection, context.current().config.history_ttl)
+            self._refill()
+
+    def _refill(self) -> None:
+        """Top RQ's queue up from the portals' lanes, in turn (``webhook_service.lanes``), before the
+        next dequeue: after every job, and in every maintenance pass."""
+        if context.current().config.fair_slice <= 0:
+            return
+        try:
+            lanes.refill(self.connection, self.queues[0])
+        except RedisError as exc:
+            log.warning("could not refill the queue from the portals' lanes (%s); the next job or "
+                        "maintenance pass tries again", type(exc).__name__)
 
     def handle_job_success(self, job: Job, *args: Any, **kwargs: Any) -> None:
         function = _function(job)
@@ -110,6 +123,7 @@ class BookkeepingMixin:
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()  # type: ignore[misc]
+        self._refill()
         try:
             drift = backlog.reconcile(self.connection, self.queues[0])
         except RedisError as exc:
@@ -128,7 +142,7 @@ class BookkeepingMixin:
         events = delivery_events(job, outcome)
         if events:
             try:
-                backlog.done(self.connection, events)
+                backlog.done(self.connection, events, lanes.portal_of(job.args[0]))
             except RedisError as exc:
                 log.warning("could not update the pending-events counter (%s); it heals when the queue "
                             "empties", type(exc).__name__)

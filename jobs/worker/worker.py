@@ -72,6 +72,7 @@ class HubhookMixin(BookkeepingMixin):
         self.handle_job_failure(job, queue, started_job_registry=queue.started_job_registry,
                                 exc_string=f"Refused by hubhook: {why}; it was not run", execution=execution)
         recording.flush(self.connection, context.current().config.history_ttl)  # the refused-jobs figure
+        self._refill()  # as after every job: the next one may wait in a portal's lane
         return False
 
     def run_maintenance_tasks(self) -> None:

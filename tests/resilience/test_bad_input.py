@@ -22,11 +22,13 @@ pytestmark = pytest.mark.resilience
 
 
 def footprint(client) -> tuple[int, int, int]:
-    """Queued jobs, digests marked seen (members of the seen-sets) and job hashes in hubhook's Redis."""
+    """Queued jobs (RQ's queue and the portals' lanes), digests marked seen (members of the seen-sets)
+    and job hashes in hubhook's Redis."""
     def count(pattern: str) -> int:
         return sum(1 for _ in client.scan_iter(match=pattern, count=1000))
     seen = sum(client.scard(key) for key in client.scan_iter(match="hubhook:seen:*", count=1000))
-    return client.llen("rq:queue:hubhook"), seen, count("rq:job:*")
+    lanes = sum(client.llen(key) for key in client.scan_iter(match="hubhook:lane:*", count=1000))
+    return client.llen("rq:queue:hubhook") + lanes, seen, count("rq:job:*")
 
 
 def send(base: str, row) -> int:

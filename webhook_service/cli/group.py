@@ -13,14 +13,15 @@ from webhook_service.cli.dev import dev, run, send_test_event
 from webhook_service.cli.journal import journal
 from webhook_service.cli.mirror import mirror
 from webhook_service.cli.oauth import oauth
-from webhook_service.cli.operator import inspect, replay, status
+from webhook_service.cli.operator import inspect, portal, replay, status
 from webhook_service.cli.processes import poll, web, worker
 from webhook_service.cli.trigger import trigger
 from webhook_service.errors import HubhookError
 
 cli = click.Group(
     "cli", help="hubhook: HubSpot CRM changes become calls of your own Python functions.",
-    commands=[web, worker, poll, journal, status, inspect, replay, dev, run, send_test_event, trigger, oauth, mirror],
+    commands=[web, worker, poll, journal, status, inspect, replay, portal, dev, run, send_test_event, trigger, oauth,
+              mirror],
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -64,6 +64,7 @@ def _iso(epoch: float | None) -> str:
 
 def gather_status(config: Config) -> dict[str, Any]:
     """Everything ``hubhook status`` shows, as plain data (``--json`` prints it as is)."""
+    from webhook_service import lanes
     from webhook_service.connection import queue as build_queue
     from webhook_service.connection import redis_client
     from webhook_service.operator import status_report
@@ -79,6 +80,7 @@ def gather_status(config: Config) -> dict[str, Any]:
                       "scheduled": facts.scheduled, "deferred": facts.deferred, "dead_letters": facts.dead_letters,
                       "pending_events": facts.head.pending_events, "max_pending_events": config.max_queue_depth,
                       "oldest_job_age_seconds": facts.head.oldest_age},
+            "portals": lanes.rows(redis),
             "workers": status_report.workers(redis, queue),
             "dead_letters_by_handler": dict(status_report.dead_letters_by_handler(redis, queue).most_common()),
             "rate_budget": status_report.rate_budget(config, redis),
@@ -100,7 +102,14 @@ def render_status(status: dict[str, Any]) -> list[str]:
                   f"{q['dead_letters']} dead letter{'' if q['dead_letters'] == 1 else 's'}")
     origin = {"environment": "from REDIS_URL", "default": "the default; set REDIS_URL"}.get(
         status.get("redis_from", ""), f"from the {status.get('redis_from')}")
-    lines = [f"redis    {status['redis']} ({origin})", queue_line, f"workers  {len(status['workers'])}"]
+    lines = [f"redis    {status['redis']} ({origin})", queue_line]
+    portals = status.get("portals") or []
+    lines.append("portals" + ("" if portals else ": nothing waiting"))
+    for p in portals:
+        paused = f" (PAUSED: `hubhook portal resume {p['portal']}`)" if p["paused"] else ""
+        lines.append(f"  portal {p['portal']:<12} {p['pending_events']} events pending, "
+                     f"{p['waiting_jobs']} jobs in its lane{paused}")
+    lines.append(f"workers  {len(status['workers'])}")
     for w in status["workers"]:
         lines.append(f"  {w['name']:<40} {w['state']:<10} ok={w['ok']} failed={w['failed']}"
                      + (f" job={w['job']}" if w["job"] else ""))
@@ -166,6 +175,53 @@ def status(as_json: bool) -> None:
     data = gather_status(operator_config())
     text = json.dumps(data, default=str) if as_json else "\n".join(render_status(data))
     click.echo(logs.for_terminal(text))
+
+
+@click.group()
+def portal() -> None:
+    """Pause or resume one portal's work (its deliveries are still accepted and kept)."""
+
+
+def _portal_change(portal_id: str, verb: str) -> None:
+    from webhook_service import lanes
+    from webhook_service.connection import queue as build_queue
+    from webhook_service.connection import redis_client
+
+    if not portal_id.isdigit():
+        raise HubhookError(f"a portal is its hub id, digits only (e.g. 62515), got {portal_id!r}; "
+                           f"`hubhook status` lists the portals with work")
+    config = operator_config()
+    require_redis(config)
+    redis = redis_client(config)
+    try:
+        if verb == "pause":
+            changed = lanes.pause(redis, portal_id)
+        else:
+            changed = lanes.resume(redis, build_queue(config, redis), portal_id)
+    except RedisError as exc:
+        raise HubhookError(f"cannot reach Redis at {safe_url(config.redis_url)} ({type(exc).__name__}): is it "
+                           f"running, and is REDIS_URL right?") from None
+    if verb == "pause":
+        click.echo(f"portal {portal_id} paused: its deliveries are still accepted and wait in its lane; "
+                   f"`hubhook portal resume {portal_id}` runs them" if changed else
+                   f"portal {portal_id} was already paused")
+    else:
+        click.echo(f"portal {portal_id} resumed: workers take its waiting jobs again" if changed else
+                   f"portal {portal_id} was not paused; nothing changed")
+
+
+@portal.command()
+@click.argument("portal_id")
+def pause(portal_id: str) -> None:
+    """Stop workers running PORTAL_ID's jobs; its events are still accepted and kept."""
+    _portal_change(portal_id, "pause")
+
+
+@portal.command()
+@click.argument("portal_id")
+def resume(portal_id: str) -> None:
+    """Let workers run PORTAL_ID's jobs again, in turn with the other portals."""
+    _portal_change(portal_id, "resume")
 
 
 @click.command()

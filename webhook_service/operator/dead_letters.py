@@ -18,7 +18,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from webhook_service import keys
+from webhook_service import keys, lanes
 from webhook_service.config import Config
 from webhook_service.connection import queue as build_queue
 from webhook_service.telemetry import backlog
@@ -38,6 +38,7 @@ class DeadLetter:
     failed_at: datetime | None
     error: str
     events: int = 0          # events of a parked delivery (they count as pending again once replayed)
+    portal: str | None = None  # the portal of a parked delivery's events (webhook_service.lanes)
 
     def age(self, now: datetime | None = None) -> float | None:
         """Seconds since it failed, or None when RQ did not record when."""
@@ -63,7 +64,8 @@ def dead_letters(config: Config) -> list[DeadLetter]:
         refused = "refused" in job.meta or refusal(job) is not None
         handler = REFUSED if refused else str(job.meta.get("handler", DELIVERY))
         letters.append(DeadLetter(job_id, handler, "" if refused else job.description or "", job.ended_at,
-                                  error[-1][:200] if error else "", 0 if refused else delivery_events(job)))
+                                  error[-1][:200] if error else "", 0 if refused else delivery_events(job),
+                                  None if refused or not delivery_events(job) else lanes.portal_of(job.args[0])))
     return sorted(letters, key=lambda d: d.failed_at or datetime.min.replace(tzinfo=UTC))
 
 
@@ -100,7 +102,7 @@ def replay(config: Config, *, handler: str | None = None, dry_run: bool = False,
     for letter in chosen:
         if not dry_run:
             registry.requeue(letter.job_id)
-            backlog.requeued(queue.connection, letter.events)
+            backlog.requeued(queue.connection, letter.events, letter.portal)
         yield f"{'would replay' if dry_run else 'replayed'} {letter.job_id} [{letter.handler}] {letter.description}" \
               f" (last error: {letter.error or 'unknown'})"
     yield f"{len(chosen)} job(s) {'would be ' if dry_run else ''}requeued"

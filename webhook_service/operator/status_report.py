@@ -45,12 +45,19 @@ class QueueFacts:
 
 
 def queue_head(redis: Redis, queue: Queue) -> QueueHead:
-    """Queued jobs, pending events and the age of the oldest queued job."""
+    """Queued jobs (in RQ's queue and the portals' lanes), pending events and the age of the job at the
+    head of RQ's queue."""
     with redis.pipeline(transaction=False) as pipe:
         pipe.llen(queue.key)
         pipe.lindex(queue.key, 0)
         pipe.get(backlog.PENDING_KEY)
-        queued, oldest_id, waiting = pipe.execute()
+        pipe.lrange(keys.LANES, 0, -1)
+        queued, oldest_id, waiting, ring = pipe.execute()
+    if ring:  # jobs waiting in the portals' lanes (webhook_service.lanes) are queued too
+        with redis.pipeline(transaction=False) as pipe:
+            for portal in ring:
+                pipe.llen(keys.lane(portal.decode() if isinstance(portal, bytes) else portal))
+            queued += sum(pipe.execute())
     age = None
     if oldest_id:
         enqueued_at = redis.hget(Job.key_for(oldest_id.decode()), "enqueued_at")

@@ -1,4 +1,4 @@
-"""Turn one validated delivery into at most one durable RQ job, dropping redeliveries.
+"""Turn one validated delivery into at most one durable RQ job per portal, dropping redeliveries.
 
 HubSpot retries a delivery for 24 hours with a higher ``attemptNumber`` and ``eventId`` alone is not
 unique (https://developers.hubspot.com/docs/api/webhooks), so each event is identified by a digest of
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +40,7 @@ from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.job import Job
 
-from webhook_service import keys, objects, private_apis
+from webhook_service import keys, lanes, objects, private_apis
 from webhook_service.config import Config
 from webhook_service.keys import PROCESS_DELIVERY
 from webhook_service.private_apis import json_identity, rq_enqueue
@@ -61,8 +60,9 @@ class Intake:
     received: int
     enqueued: int
     job_id: str | None
-    throttled: bool = False     # refused: HUBHOOK_MAX_QUEUE_DEPTH events were already pending
+    throttled: bool = False     # refused: HUBHOOK_MAX_QUEUE_DEPTH events were already pending (or the portal's
     pending: int = 0            # events pending before this delivery (read in the same round trip)
+    portal: str | None = None   # set when HUBHOOK_MAX_PORTAL_DEPTH throttled this portal: ``pending`` is its own
 
     @property
     def duplicates(self) -> int:
@@ -75,16 +75,18 @@ _blake2b = hashlib.blake2b
 _DIGEST_SIZE = 12  # bytes, raw: the width _INTAKE cuts the concatenated digests at
 #: How many buckets (each half the TTL) a digest is looked up in: the current one and the two before.
 _BUCKETS = 3
-#: KEYS: the pending counter, then (declared, not read by index) the seen-sets and RQ keys it may touch
-#: (``_seen_candidates``, ``_command_keys``). ARGV: the seen-sets' prefix, the delivery's digests (12 raw bytes each,
-#: concatenated: one argument instead of a hundred), the dedupe TTL, the pending limit (0: none), how
-#: many events the job holds (0: one per digest; fewer when each event also has its change identity), how
-#: many commands follow (or 'check': check only and return {3, pending}; or 'mark': write the digests
-#: and count without checking), then each command as its length and its words. Every key must be in
-#: one slot on a Redis Cluster (``webhook_service.keys``: RQ_KEY_PREFIX's hash tag). Redis's TIME picks the
+#: KEYS: the pending counter, the per-portal pending hash, then (declared, not read by index) the seen-sets and
+#: RQ keys it may touch (``_seen_candidates``, ``_command_keys``). ARGV: the seen-sets' prefix, the delivery's
+#: digests (12 raw bytes each, concatenated: one argument instead of a hundred), the dedupe TTL, the pending
+#: limit (0: none), how many events the job holds (0: one per digest; fewer when each event also has its
+#: change identity), how many commands follow (or 'check': check only and return {3, pending}; or 'mark':
+#: write the digests and counts without checking), the portal ('' for none), the portal's own pending limit
+#: (0: none), then each command as its length and its words. Every key must be in one slot on a Redis
+#: Cluster (``webhook_service.keys``: RQ_KEY_PREFIX's hash tag). Redis's TIME picks the
 #: bucket, so web hosts with skewed clocks still agree. Returns {0, pending, "0110..."} when some
 #: digests were seen (a 1 each, in order; nothing written), {1, pending} when throttled (nothing
-#: written), {2, pending} once the job, digests and count are written.
+#: written), {4, portal's pending} when the portal's own limit throttled it, {2, pending} once the job,
+#: digests and counts are written.
 _INTAKE = """
 local prefix, digests, width = ARGV[1], ARGV[2], math.ceil(tonumber(ARGV[3]) / 2)
 local bucket = math.floor(tonumber(redis.call('TIME')[1]) / width)
@@ -111,8 +113,13 @@ if seen > 0 and ARGV[6] ~= 'mark' then
 end
 local limit = tonumber(ARGV[4])
 if limit > 0 and pending >= limit then return {1, pending} end
+local portal, portal_limit = ARGV[7], tonumber(ARGV[8])
+if portal ~= '' and portal_limit > 0 then
+  local mine = tonumber(redis.call('HGET', KEYS[2], portal) or '0') or 0
+  if mine >= portal_limit then return {4, mine} end
+end
 if ARGV[6] == 'check' then return {3, pending} end
-local at = 7
+local at = 9
 for _ = 1, tonumber(ARGV[6]) or 0 do
   local len = tonumber(ARGV[at])
   redis.call(unpack(ARGV, at + 1, at + len))
@@ -122,10 +129,12 @@ local current = prefix .. bucket
 for i = 1, #members, 1000 do redis.call('SADD', current, unpack(members, i, math.min(i + 999, #members))) end
 redis.call('EXPIREAT', current, (bucket + 3) * width)  -- the moment it leaves the window looked up
 local counted = tonumber(ARGV[5])
-redis.call('INCRBY', KEYS[1], counted > 0 and counted or #members)
+local added = counted > 0 and counted or #members
+redis.call('INCRBY', KEYS[1], added)
+if portal ~= '' then redis.call('HINCRBY', KEYS[2], portal, added) end
 return {2, pending}
 """
-_SOME_SEEN, _THROTTLED, _WRITTEN, _CHECKED = 0, 1, 2, 3
+_SOME_SEEN, _THROTTLED, _WRITTEN, _CHECKED, _PORTAL_THROTTLED = 0, 1, 2, 3, 4
 #: EVALSHA, loading the script again when Redis lost it (a restart); bytes, so no client is needed here.
 _SCRIPT = Script(None, _INTAKE.encode())  # type: ignore[arg-type]  # stub requires a client; calls pass client=
 
@@ -270,7 +279,7 @@ def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook",
     if attempt:
         kwargs["attempt"] = attempt
     return queue.create_job(
-        PROCESS_DELIVERY, args=[events], kwargs=kwargs, job_id=job_id or f"delivery-{uuid.uuid4().hex}",
+        PROCESS_DELIVERY, args=[events], kwargs=kwargs, job_id=job_id or lanes.delivery_job_id(events),
         description=describe(events), timeout=job_timeout, result_ttl=0, failure_ttl=DEAD_LETTER_TTL,
         retry=Retry(max=len(DELIVERY_RETRY_INTERVALS), interval=DELIVERY_RETRY_INTERVALS),
     )
@@ -279,18 +288,43 @@ def delivery_job(queue: Queue, events: list[dict], *, source: str = "webhook",
 def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, source: str = "webhook",
                      dedupe_ttl: int = Config.dedupe_ttl, key_prefix: str = keys.PREFIX,
                      job_timeout: int = Config.job_timeout,
-                     max_pending: int = 0, identities: bool = False) -> Intake:
-    """Enqueue the events not seen before as one job; return what was kept. Raises RedisError.
+                     max_pending: int = 0, identities: bool = False, fair: bool = Config.fair_slice > 0,
+                     max_portal_pending: int = 0) -> Intake:
+    """Enqueue the events not seen before as one job per portal; return what was kept. Raises RedisError.
 
     The count of pending events (``webhook_service.telemetry.backlog``) is read with the seen-sets and raised with the
     enqueue, in the same script; at ``max_pending`` or more (0: no limit) nothing is enqueued or
-    marked seen and the Intake says ``throttled``.
+    marked seen and the Intake says ``throttled``; so it does when the delivery's portal alone has
+    ``max_portal_pending`` or more pending (0: no limit), the Intake naming the portal.
+    With ``fair`` (HUBHOOK_FAIR_SLICE above 0) each job then waits in its portal's lane unless it may
+    run next (``webhook_service.lanes.route``).
 
     With ``identities`` (on whenever the Webhooks Journal is read: ``HUBHOOK_JOURNAL_MODE``), each event is
     also looked up and marked by its ``change_identity``, so a change that arrives both by webhook and from
     the journal, in either order, is enqueued once.
     """
+    by_portal: dict[str | None, list[dict]] = {}
+    for event in events:
+        by_portal.setdefault(lanes.portal_of([event]), []).append(event)
+    outcomes = [_enqueue_one(connection, queue, part, source=source, dedupe_ttl=dedupe_ttl, key_prefix=key_prefix,
+                             job_timeout=job_timeout, max_pending=max_pending, identities=identities, fair=fair,
+                             max_portal_pending=max_portal_pending)
+                for part in by_portal.values()]
+    if len(outcomes) == 1:
+        return outcomes[0]
+    return Intake(received=len(events), enqueued=sum(o.enqueued for o in outcomes),
+                  job_id=next((o.job_id for o in outcomes if o.job_id), None),
+                  throttled=any(o.throttled for o in outcomes), pending=max((o.pending for o in outcomes), default=0),
+                  portal=next((o.portal for o in outcomes if o.portal), None))
+
+
+def _enqueue_one(connection: Redis, queue: Queue, events: list[dict], *, source: str, dedupe_ttl: int,
+                 key_prefix: str, job_timeout: int, max_pending: int, identities: bool, fair: bool,
+                 max_portal_pending: int) -> Intake:
+    """``enqueue_delivery`` for the events of one portal."""
     pending_key = keys.pending_events(key_prefix)
+    script_keys = [pending_key, keys.pending_by_portal(key_prefix)]
+    portal = lanes.portal_of(events) or ""
     seen_prefix = _seen_prefix(key_prefix, dedupe_ttl)
     unique: dict[bytes, dict] = {}
     alias: dict[bytes, bytes] = {}   # digest -> its change identity (identities only)
@@ -307,7 +341,7 @@ def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, sou
             alias[digest] = change
         unique[digest] = event
     digests = list(unique)
-    job_id = f"delivery-{uuid.uuid4().hex}"
+    job_id = lanes.delivery_job_id(events)
     fast = private_apis.enabled()
     while digests:
         batch = [unique[d] for d in digests]
@@ -315,18 +349,22 @@ def enqueue_delivery(connection: Redis, queue: Queue, events: list[dict], *, sou
         commands = rq_enqueue.enqueue_commands(connection, queue, job) if fast else ["check"]
         members = b"".join(digests) + (b"".join(alias[d] for d in digests) if identities else b"")
         counted = len(digests) if identities else 0
-        args = [seen_prefix, members, dedupe_ttl, max_pending, counted, *commands]
-        declared = [pending_key, *_seen_candidates(seen_prefix, dedupe_ttl), *_command_keys(commands)]
+        args = [seen_prefix, members, dedupe_ttl, max_pending, counted, commands[0], portal, max_portal_pending,
+                *commands[1:]]
+        declared = [*script_keys, *_seen_candidates(seen_prefix, dedupe_ttl), *_command_keys(commands)]
         outcome, pending, *seen = _SCRIPT(keys=declared, args=args, client=connection)
-        if outcome == _CHECKED:  # the stock path: RQ writes the job, then the digests and count follow it
+        if outcome == _CHECKED:  # the stock path: RQ writes the job, then the digests and counts follow it
             queue.enqueue_job(job)
-            _SCRIPT(keys=declared, args=[seen_prefix, members, dedupe_ttl, 0, counted, "mark"],
+            _SCRIPT(keys=declared, args=[seen_prefix, members, dedupe_ttl, 0, counted, "mark", portal, 0],
                     client=connection)
             outcome = _WRITTEN
         if outcome == _WRITTEN:
+            if fair:
+                lanes.route(connection, queue, portal or None, [job_id])
             return Intake(received=len(events), enqueued=len(batch), job_id=job_id, pending=pending)
-        if outcome == _THROTTLED:
-            return Intake(received=len(events), enqueued=0, job_id=None, throttled=True, pending=pending)
+        if outcome in (_THROTTLED, _PORTAL_THROTTLED):
+            return Intake(received=len(events), enqueued=0, job_id=None, throttled=True, pending=pending,
+                          portal=portal if outcome == _PORTAL_THROTTLED else None)
         flags = seen[0].decode() if isinstance(seen[0], bytes) else seen[0]
         if identities:  # an event was seen when its digest or its change identity was
             flags = "".join("1" if "1" in (a, b) else "0" for a, b in zip(flags, flags[len(digests):]))

@@ -115,7 +115,8 @@ def receive() -> tuple[Response, int]:
             redis = Redis(connection_pool=pooled.connection_pool, single_connection_client=True)
         result = enqueue_delivery(redis, current_app.extensions["hubhook.queue"],
                                   fresh, dedupe_ttl=config.dedupe_ttl, job_timeout=config.job_timeout,
-                                  max_pending=config.max_queue_depth, identities=config.journal_mode is not None)
+                                  max_pending=config.max_queue_depth, identities=config.journal_mode is not None,
+                                  fair=config.fair_slice > 0, max_portal_pending=config.max_portal_depth)
         replicas = replicated(redis, config.redis_min_replicas) if not result.throttled else None
     except RedisError as exc:
         return refuse(503, "unavailable", "queue unavailable; retry later", started, events,
@@ -129,8 +130,10 @@ def receive() -> tuple[Response, int]:
         response.headers["Retry-After"] = str(REPLICATION_RETRY_AFTER)
         return response, status
     if result.throttled:
-        response, status = refuse(429, "backpressure", f"{result.pending} events are waiting (limit "
-                                  f"{config.max_queue_depth}); retry later", started, events)
+        waiting = (f"{result.pending} events of portal {result.portal} are waiting (limit {config.max_portal_depth} "
+                   f"a portal)" if result.portal else f"{result.pending} events are waiting (limit "
+                   f"{config.max_queue_depth})")
+        response, status = refuse(429, "backpressure", f"{waiting}; retry later", started, events)
         response.headers["Retry-After"] = str(config.backpressure_retry_after)
         return response, status
     metrics.ENQUEUED.inc(result.enqueued)

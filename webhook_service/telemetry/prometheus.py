@@ -23,6 +23,7 @@ from prometheus_client.core import (
 from redis import Redis
 from redis.exceptions import RedisError
 
+from webhook_service import lanes
 from webhook_service.config import Config
 from webhook_service.connection import queue as build_queue
 from webhook_service.operator import status_report
@@ -74,7 +75,7 @@ class RedisCollector:
         up.add_metric([], 1)
         yield up
         yield from self._queue(facts)
-        for part in (self._dead_letters, self._workers, self._figures, self._poll_lag, self._journal):
+        for part in (self._portals, self._dead_letters, self._workers, self._figures, self._poll_lag, self._journal):
             try:
                 yield from part()
             except Exception as exc:  # one missing part must not cost the whole scrape
@@ -94,6 +95,21 @@ class RedisCollector:
                                 value=self.config.max_queue_depth)
         yield GaugeMetricFamily("hubhook_oldest_queued_job_age_seconds", "Age of the job at the head of the queue.",
                                 value=facts.head.oldest_age or 0.0)
+
+    def _portals(self) -> Iterator[Metric]:
+        """The backlog per portal (``webhook_service.lanes``): pending events, jobs in its lane, paused."""
+        rows = lanes.rows(self.redis)
+        pending = GaugeMetricFamily("hubhook_portal_pending_events", "Accepted events not yet processed, per portal.",
+                                    labels=["portal"])
+        waiting = GaugeMetricFamily("hubhook_portal_waiting_jobs", "Delivery jobs waiting in the portal's lane.",
+                                    labels=["portal"])
+        paused = GaugeMetricFamily("hubhook_portal_paused", "1 while `hubhook portal pause` holds the portal.",
+                                   labels=["portal"])
+        for row in rows:
+            pending.add_metric([row["portal"]], row["pending_events"])
+            waiting.add_metric([row["portal"]], row["waiting_jobs"])
+            paused.add_metric([row["portal"]], int(row["paused"]))
+        yield from (pending, waiting, paused)
 
     def _dead_letters(self) -> Iterator[Metric]:
         family = GaugeMetricFamily("hubhook_dead_letters", "Parked work (RQ failed registry), by handler.",
