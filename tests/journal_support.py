@@ -32,9 +32,11 @@ def update_event(object_id: int, properties: dict, occurred_ms: int, *, portal: 
 
 
 def queued_events(redis: Redis, config: Config) -> list[dict]:
-    """Every event of every job waiting in the queue, in order."""
+    """Every event of every job waiting to run (RQ's queue, then the portals' lanes), in order."""
+    from .conftest import queued_jobs
+
     queue = build_queue(config, redis)
-    return [event for job in queue.get_jobs() for event in job.args[0]]
+    return [event for job in queued_jobs(redis, queue) for event in job.args[0]]
 
 
 def state(redis: Redis) -> dict[str, str]:

@@ -25,7 +25,7 @@ from webhook_service.receiver.signature import signed_headers
 from webhook_service.telemetry import stats
 from webhook_service.telemetry.prometheus import RedisCollector
 
-from .conftest import ROOT, SECRET, drain
+from .conftest import ROOT, SECRET, drain, queued_jobs
 from .journal_support import (
     CLIENT_ID,
     Ledger,
@@ -251,7 +251,7 @@ def test_a_file_of_10000_events_becomes_jobs_of_at_most_500(config, hubspot, red
     # When the reader reads it
     reader.run(config, once=True)
     # Then all 10,000 are in the queue once, in jobs of at most 500 events, and the offset is the file's
-    jobs = reader.build_queue(config, redis).get_jobs()
+    jobs = queued_jobs(redis, reader.build_queue(config, redis))
     assert sum(len(j.args[0]) for j in jobs) == 10_000 and max(len(j.args[0]) for j in jobs) == reader.CHUNK
     assert all(j.kwargs["source"] == "journal" for j in jobs)
     assert state(redis)["offset"] == offset and state(redis)["events_read"] == "10000"
