@@ -158,3 +158,22 @@ def test_the_encoder_built_once_gives_the_stock_encoders_bytes(value):
     expected = json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
     assert json_identity.stock_encode(value) == expected
     assert fast(value) == expected
+
+
+def test_the_lanes_rely_on_rqs_queue_list_and_its_workers_by_queue_set(config, redis):
+    """``webhook_service.lanes`` moves job ids in and out of RQ's queue, a Redis list, and sizes it by the
+    live workers in RQ's workers-by-queue set: both RQ internals, so an RQ that changes either fails here."""
+    from webhook_service import lanes
+
+    # Given a delivery enqueued the stock way and a worker of the queue that registered its birth
+    queue = build_queue(config, redis)
+    result = enqueue_delivery(redis, queue, [make_event("contact.creation", 1)], fair=False)
+    worker = SimpleWorker([queue], connection=redis)
+    worker.register_birth()
+    try:
+        # Then the queue is a list holding the job id, and the set lanes reads names the worker
+        assert redis.type(queue.key) == b"list"
+        assert result.job_id is not None and result.job_id.encode() in redis.lrange(queue.key, 0, -1)
+        assert worker.key.encode() in redis.smembers(lanes._workers_key(queue))
+    finally:
+        worker.register_death()
