@@ -29,11 +29,19 @@ from redis import Redis
 
 from bench import harness, loadgen
 from bench.results import emit
+from webhook_service import keys
 
 CONNECTIONS = 16
 #: Deliveries signed per body size: above what 2 shared cores can take in a run, so no repeats.
 MAX_RATE = {100: 900, 1: 3000}
 QUEUES = {"bare": "rq:queue:bare", "hubhook": "rq:queue:hubhook"}
+
+
+def waiting_jobs(redis: Redis, name: str) -> int:
+    """Jobs written in the run: RQ's queue, plus for hubhook the portals' lanes (``webhook_service.lanes``),
+    where a delivery waits when no worker is free to take it next."""
+    lanes = [redis.llen(keys.lane(p.decode())) for p in redis.lrange(keys.LANES, 0, -1)] if name == "hubhook" else []
+    return redis.llen(QUEUES[name]) + sum(lanes)
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ def measure(name: str, server: harness.Server, redis_server, redis: Redis, reque
     cpu_app, cpu_db = harness.cpu_seconds(app), harness.cpu_seconds(db)
     result = loadgen.run_wrk(server.url, requests_file, connections=CONNECTIONS, seconds=seconds)
     time.sleep(0.3)  # requests still in flight when wrk stopped
-    jobs = redis.llen(QUEUES[name])  # one job per accepted delivery, in flight ones included
+    jobs = waiting_jobs(redis, name)  # one job per accepted delivery, in flight ones included
     run = Run(result, (harness.cpu_seconds(app) - cpu_app) * 1000 / max(1, jobs),
               (harness.cpu_seconds(db) - cpu_db) * 1000 / max(1, jobs))
     print(f"  {name:8} {result.rate:6.0f} req/s  p50 {result.p50:6.1f} ms  p99 {result.p99:6.1f} ms  "
