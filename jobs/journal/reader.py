@@ -31,8 +31,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from jobs.journal import format
-from jobs.journal.client import CredentialsRefused, JournalClient, JournalError, LinkExpired, OffsetLost, Throttled
-from jobs.poller.leader import Leadership, LostLeadership, Stopped, current_leader, text
+from jobs.journal.client import JournalClient, JournalError, LinkExpired, OffsetLost, Throttled
+from jobs.poller.leader import Leadership, Stopped, current_leader, serve_as_leader, text
 from jobs.poller.main import _stop_on_signals
 from jobs.poller.reconcile import rewind_search
 from webhook_service import keys
@@ -229,37 +229,18 @@ def run(config: Config, *, once: bool = False, stop: threading.Event | None = No
     leadership = Leadership(redis, config.poll_lock_ttl, stop, key=keys.JOURNAL_LEADER)
     restore: Callable[[], None] = _stop_on_signals(leadership.stop)
     reader = Reader(config, redis, client, leadership)
-    waiting = False
-    try:
+
+    def lead() -> None:
+        log.info("leader: %s reads the journal (%s mode)", leadership.identity, config.journal_mode)
         while True:
-            try:
-                if not leadership.try_acquire():
-                    if once:
-                        log.info("another journal reader (%s) is active: nothing to do with --once",
-                                 leadership.holder())
-                        return
-                    if not waiting:
-                        log.info("standby: %s reads the journal; retrying every %.1fs", leadership.holder(),
-                                 leadership.heartbeat)
-                    waiting = True
-                    leadership.sleep(leadership.heartbeat)
-                    continue
-                waiting = False
-                log.info("leader: %s reads the journal (%s mode)", leadership.identity, config.journal_mode)
-                while True:
-                    wait = reader.step()
-                    if once and (reader.caught_up or reader.failures >= ONCE_ATTEMPTS):
-                        return
-                    leadership.sleep(wait)
-                    leadership.check()
-            except LostLeadership as exc:
-                log.warning("lost the journal reader lock (%s): back to standby", exc)
-            except CredentialsRefused:
-                raise
-            except RedisError as exc:
-                leadership.held = False
-                log.error("Redis unavailable (%s): retrying in %.1fs", type(exc).__name__, leadership.heartbeat)
-                leadership.sleep(leadership.heartbeat)
+            wait = reader.step()
+            if once and (reader.caught_up or reader.failures >= ONCE_ATTEMPTS):
+                return
+            leadership.sleep(wait)
+            leadership.check()
+
+    try:
+        serve_as_leader(leadership, lead, once=once, role="journal reader", logger=log)
     except Stopped:
         log.info("journal reader stopping")
     finally:

@@ -17,9 +17,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from redis import Redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from webhook_service import keys
 
@@ -96,6 +97,35 @@ class Leadership:
     def holder(self) -> str | None:
         """Who holds the lock now (its identity), or None."""
         return current_leader(self.redis, self.key)
+
+
+def serve_as_leader(leadership: Leadership, lead: Callable[[], None], *, once: bool, role: str,
+                    logger: logging.Logger = log) -> None:
+    """Stand by until ``leadership`` is ours, then ``lead``; back to standby when the lock is lost or Redis
+    fails. Returns when ``lead`` returns, or at once with ``once`` when another process leads; Stopped
+    ends it. The poller and the journal reader share it: one active process across any number of hosts."""
+    waiting = False
+    while True:
+        try:
+            if not leadership.try_acquire():
+                if once:
+                    logger.info("another %s (%s) is active: nothing to do with --once", role, leadership.holder())
+                    return
+                if not waiting:
+                    logger.info("standby: %s is the active %s; retrying every %.1fs", leadership.holder(), role,
+                                leadership.heartbeat)
+                waiting = True
+                leadership.sleep(leadership.heartbeat)
+                continue
+            waiting = False
+            lead()
+            return
+        except LostLeadership as exc:
+            logger.warning("lost the %s lock (%s): back to standby", role, exc)
+        except RedisError as exc:
+            leadership.held = False
+            logger.error("Redis unavailable (%s): retrying in %.1fs", type(exc).__name__, leadership.heartbeat)
+            leadership.sleep(leadership.heartbeat)
 
 
 def current_leader(redis: Redis, key: str = LEADER_KEY) -> str | None:

@@ -22,7 +22,7 @@ from jobs.poller import polled_types
 from jobs.poller.archive_sweep import sweep
 from jobs.poller.backfill import Backfill, parse_since
 from jobs.poller.cursor import Cursor, read_hash
-from jobs.poller.leader import Leadership, LostLeadership, Stopped, current_leader, text
+from jobs.poller.leader import Leadership, LostLeadership, Stopped, current_leader, serve_as_leader, text
 from jobs.poller.search_pass import Guard, now_ms, search_pass
 from jobs.worker.context import Context
 from webhook_service import keys
@@ -169,33 +169,14 @@ def run(config: Config, *, once: bool = False, backfill: bool = False, since: st
     leadership = Leadership(ctx.redis, config.poll_lock_ttl, stop)
     restore = _stop_on_signals(leadership.stop)
     scheduler = Scheduler(ctx, plan, backfill=backfill, since=since)
-    waiting = False
+
+    def lead() -> None:
+        log.info("leader: %s polls now", leadership.identity)
+        scheduler.wake()
+        scheduler.run(leadership, once=once)
+
     try:
-        while True:
-            try:
-                if not leadership.try_acquire():
-                    if once:
-                        log.info("another poller (%s) is active: nothing to do with --once",
-                                 leadership.holder())
-                        return
-                    if not waiting:
-                        log.info("standby: %s leads; retrying every %.1fs", leadership.holder(),
-                                 leadership.heartbeat)
-                    waiting = True
-                    leadership.sleep(leadership.heartbeat)
-                    continue
-                waiting = False
-                log.info("leader: %s polls now", leadership.identity)
-                scheduler.wake()
-                scheduler.run(leadership, once=once)
-                return
-            except LostLeadership as exc:
-                log.warning("lost the leader lock (%s): stopped polling, back to standby", exc)
-            except RedisError as exc:
-                leadership.held = False
-                log.error("Redis unavailable (%s): retrying in %.1fs", type(exc).__name__,
-                          leadership.heartbeat)
-                leadership.sleep(leadership.heartbeat)
+        serve_as_leader(leadership, lead, once=once, role="poller")
     except Stopped:
         log.info("poller stopping")
     finally:
